@@ -1,0 +1,155 @@
+"""The `qa` command: build, ask, status, eval and serve.
+
+A user's mistake (no index, empty question, unreadable article) prints one line
+saying what is wrong and what to do, and exits with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from qa.errors import QAError
+from qa.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(corpus_dir=args.corpus, index_dir=args.index, embed_model=args.model)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from qa.index import build_index
+
+    summary = build_index(_settings(args), progress=not args.quiet, log=None if args.quiet else _log)
+    print(summary)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from qa.answer import answer, highlighted
+
+    result = answer(args.question, args.k, mode=args.mode, show_unrelated=args.all, settings=_settings(args))
+    if args.json:
+        payload = {"found": result.found, "message": result.message, "passages": [h.to_dict() for h in result.passages]}
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        return 0
+    if not result.found:
+        print(result.message)
+    for number, hit in enumerate(result.passages, 1):
+        bold, reset = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("【", "】")
+        print(f"[{number}] {hit.citation}  score {hit.score:.3f}")
+        print(f"    {highlighted(hit, bold, reset)}")
+        print()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from qa.index import index_status
+
+    status = index_status(_settings(args))
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False, indent=2))
+    elif status["state"] in ("missing", "unusable"):
+        print(f"index: {status['state']} - {status['problem']}")
+    else:
+        print(
+            f"index: {status['state']} - {status['articles']} articles, {status['passages']} passages, "
+            f"model {status['model']} ({status['dimension']} dims), built {status['built_at']}"
+        )
+        if status["changes"]:
+            print(f"corpus changed since the build: {', '.join(status['changes'])}; run `qa build`")
+    return 0 if status["state"] == "ready" else 1
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from qa.evaluate import evaluate, load_questions
+    from qa.retrieve import MODES, Retriever
+
+    questions = load_questions(Path(args.file))
+    retriever = Retriever.from_settings(_settings(args))
+    modes = MODES if args.mode == "all" else (args.mode,)
+    reports = []
+    for mode in modes:
+        metrics, results = evaluate(questions, retriever, mode)
+        reports.append((metrics, results))
+    if args.json:
+        print(json.dumps([m.to_dict() for m, _ in reports], ensure_ascii=False, indent=2))
+        return 0
+    print(f"{len(questions)} questions from {args.file}")
+    for metrics, results in reports:
+        print(metrics.line())
+        if args.verbose:
+            for r in results:
+                mark = "-" if r.question.unanswerable else (r.first_answer_rank or "miss")
+                print(f"    {r.question.id}: first answer at {mark}, found={r.found}  {r.question.question}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from qa.web import serve
+
+    serve(_settings(args), host=args.host, port=args.port, build_if_needed=True)
+    return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Cited answers from a folder of Chinese news articles.")
+    parser.add_argument("--corpus", help="corpus folder (default: $QA_CORPUS_DIR or corpus/)")
+    parser.add_argument("--index", help="index folder (default: $QA_INDEX_DIR or index/)")
+    parser.add_argument("--model", help="embedding model (default: $QA_EMBED_MODEL or the bundled offline model)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build", help="(re)build the index from the corpus")
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(run=cmd_build)
+
+    ask = commands.add_parser("ask", help="ask a question")
+    ask.add_argument("question")
+    ask.add_argument("-k", type=int, default=None, help="number of passages (1-50, default 5)")
+    ask.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
+    ask.add_argument("--all", action="store_true", help="show the closest passages even when none is relevant")
+    ask.add_argument("--json", action="store_true", help="machine-readable output")
+    ask.set_defaults(run=cmd_ask)
+
+    status = commands.add_parser("status", help="is the index built and up to date?")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=cmd_status)
+
+    evaluation = commands.add_parser("eval", help="measure retrieval on a question file (JSON lines)")
+    evaluation.add_argument("file")
+    evaluation.add_argument("--mode", choices=["hybrid", "dense", "lexical", "all"], default="all")
+    evaluation.add_argument("--json", action="store_true")
+    evaluation.add_argument("-v", "--verbose", action="store_true", help="one line per question")
+    evaluation.set_defaults(run=cmd_eval)
+
+    serve = commands.add_parser("serve", help="start the web chat (builds the index first if needed)")
+    serve.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")))
+    serve.set_defaults(run=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except QAError as error:
+        print(f"qa: error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # bad argument values (k out of range, bad setting)
+        print(f"qa: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qa: interrupted; the previous index (if any) is unchanged", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

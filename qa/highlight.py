@@ -1,0 +1,89 @@
+"""Pick the sentence of a passage that best answers the question, as article offsets.
+
+Each sentence is scored by its embedding similarity to the question plus how many
+of the question's content terms it contains (in the matching form, so script and
+width do not matter). The embedding side carries English questions, whose terms
+never occur in Chinese text; the term side pins down names and numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from qa.normalize import match_form
+
+# A sentence ends at 。！？；!?; (with any closing quote) or at a newline.
+_SENTENCE = re.compile(r"[^。！？；!?;\n]*(?:[。！？；!?;][”’」』》）)]*|\n|$)")
+# Sentences longer than this are cut at clause marks, so the highlight stays readable.
+MAX_SENTENCE_CHARS = 90
+_CLAUSE = re.compile(r"[^，,：:]*(?:[，,：:]|$)")
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # offsets in the text given to `sentence_spans`, shifted by `offset`
+    end: int
+
+
+def sentence_spans(text: str, offset: int = 0) -> list[Span]:
+    """Split `text` into sentences (long ones into clauses); offsets shifted by `offset`."""
+    spans: list[Span] = []
+    for match in _SENTENCE.finditer(text):
+        start, end = match.span()
+        sentence = text[start:end]
+        stripped_end = start + len(sentence.rstrip())
+        stripped_start = start + (len(sentence) - len(sentence.lstrip()))
+        if stripped_end <= stripped_start:
+            continue
+        if stripped_end - stripped_start > MAX_SENTENCE_CHARS:
+            spans.extend(_clauses(text, stripped_start, stripped_end, offset))
+        else:
+            spans.append(Span(offset + stripped_start, offset + stripped_end))
+    return spans
+
+
+def _clauses(text: str, start: int, end: int, offset: int) -> list[Span]:
+    # Group clauses into pieces of about half the limit, so a highlight is a phrase
+    # with context rather than a single comma-separated fragment.
+    pieces: list[Span] = []
+    piece_start = start
+    for match in _CLAUSE.finditer(text, start, end):
+        if match.end() == match.start():
+            continue
+        if match.end() - piece_start >= MAX_SENTENCE_CHARS // 2 or match.end() >= end:
+            pieces.append(Span(offset + piece_start, offset + match.end()))
+            piece_start = match.end()
+    if piece_start < end:
+        pieces.append(Span(offset + piece_start, offset + end))
+    return pieces
+
+
+def term_coverage(terms: list[str], text: str) -> float:
+    """Share of the question's terms (weighted by length) found in `text`'s matching form."""
+    if not terms:
+        return 0.0
+    form = match_form(text)
+    total = sum(len(term) for term in terms)
+    found = sum(len(term) for term in terms if term in form)
+    return found / total
+
+
+def best_sentence(
+    spans: list[Span],
+    article_text_by_span: list[str],
+    sentence_similarity: np.ndarray | None,
+    terms: list[str],
+) -> Span | None:
+    """The span with the highest combined score, or None when there are no spans."""
+    if not spans:
+        return None
+    scores = np.array([term_coverage(terms, text) for text in article_text_by_span], dtype=np.float32)
+    if sentence_similarity is not None:
+        # Cosine between E5 vectors moves in a narrow band (about 0.7-0.9), so it is
+        # centred on this passage's sentences before it is added to the coverage.
+        centred = sentence_similarity - sentence_similarity.mean()
+        scores = scores + 4.0 * centred
+    return spans[int(np.argmax(scores))]

@@ -1,0 +1,99 @@
+"""Typed records that cross module boundaries: articles, chunks, hits and answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Article:
+    """One cleaned article, ready to be chunked.
+
+    `text` is the clean text users read (original script); every offset in the
+    system (chunks, hits, highlights) points into it.
+    """
+
+    source: str  # path relative to the corpus folder, e.g. "knowledge_city_2021.md"
+    title: str
+    text: str
+    date: str = ""
+    publication: str = ""
+    seed: str = ""  # the raw file it was cut from, when known
+    content_hash: str = ""  # sha256 of the file bytes: tells a stale index
+
+    def paragraph_at(self, offset: int) -> int:
+        """1-based number of the paragraph holding character `offset`."""
+        return self.text.count("\n", 0, max(0, offset)) + 1
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of an article; `article.text[start:end] == text` always holds."""
+
+    source: str
+    title: str
+    date: str
+    publication: str
+    start: int
+    end: int
+    text: str
+    paragraph: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved passage with everything needed to cite and highlight it."""
+
+    text: str
+    score: float
+    title: str
+    source: str
+    start: int
+    end: int
+    citation: str
+    date: str = ""
+    paragraph: int = 0
+    highlight: tuple[int, int] | None = None  # answering sentence, article coordinates
+    dense_score: float | None = None
+    lexical_score: float | None = None
+
+    @property
+    def highlight_text(self) -> str:
+        """The answering sentence, or "" when none was chosen."""
+        if self.highlight is None:
+            return ""
+        return self.text[self.highlight[0] - self.start : self.highlight[1] - self.start]
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "score": self.score,
+            "title": self.title,
+            "source": self.source,
+            "start": self.start,
+            "end": self.end,
+            "citation": self.citation,
+            "date": self.date,
+            "paragraph": self.paragraph,
+            "highlight": list(self.highlight) if self.highlight else None,
+            "highlight_text": self.highlight_text,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What `answer()` returns: the passages and whether they answer at all."""
+
+    question: str
+    found: bool
+    passages: list[Hit] = field(default_factory=list)
+    message: str = ""  # shown instead of passages when nothing relevant was found
+    markdown: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "found": self.found,
+            "message": self.message,
+            "passages": [hit.to_dict() for hit in self.passages],
+        }
