@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up a virtual environment in .venv with everything the project and its tests need.
+# Idempotent: running it again only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# torch is pinned in pyproject.toml: 2.13.0 is a CPU build; an unpinned torch would pull
+# several GB of CUDA libraries.
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+# The web test drives a real headless Chromium. Debian's package is used because
+# browser downloads (`playwright install`) are not possible offline.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium for the browser test (apt)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: chromium is not installed; the browser test will be skipped (apt-get install chromium)"
+  fi
+fi
+echo "ready: .venv"

@@ -1,0 +1,135 @@
+"""Index build, reload, staleness and damage, with the fake encoder (fast, no model)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, StaleIndexError
+from qa.index import build_index, index_status, load_index
+from qa.retrieve import Retriever
+from qa.settings import Settings
+
+from conftest import REPO
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    shutil.copytree(REPO / "corpus", folder)
+    return folder
+
+
+@pytest.fixture
+def settings(tmp_path, corpus):
+    return Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
+
+
+@pytest.fixture
+def built(settings, fake_encoder):
+    build_index(settings, encoder=fake_encoder)
+    return settings
+
+
+def test_build_writes_vectors_passages_and_manifest(built, fake_encoder):
+    index = load_index(built)
+    manifest = json.loads((built.index_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["model"] == fake_encoder.name
+    assert manifest["dimension"] == fake_encoder.dimension
+    assert manifest["settings"]["chunk_size"] == built.chunk_size
+    assert {a["source"] for a in manifest["articles"]} == {p.name for p in built.corpus_dir.glob("*.txt")}
+    assert all(len(a["sha256"]) == 64 for a in manifest["articles"])
+    assert len(index.chunks) == len(index.vectors) == len(index.lexical) == manifest["chunks"]
+
+
+def test_reloaded_index_gives_the_same_results(built, fake_encoder):
+    question = "昆山高新区发放了多少份安全宣传资料？"
+    first = Retriever.from_settings(built, encoder=fake_encoder).retrieve(question, k=3)
+    from qa import index as index_module
+
+    index_module._CACHE.clear()  # force a read from disk
+    second = Retriever.from_settings(built, encoder=fake_encoder).retrieve(question, k=3)
+    assert [(h.source, h.start, h.score) for h in first] == [(h.source, h.start, h.score) for h in second]
+
+
+def test_no_index_yet_names_qa_build(settings, fake_encoder):
+    with pytest.raises(IndexNotFoundError, match="qa build"):
+        Retriever.from_settings(settings, encoder=fake_encoder)
+    assert index_status(settings)["state"] == "missing"
+
+
+def test_changed_added_or_removed_article_makes_the_index_stale(built, corpus, fake_encoder):
+    article = next(corpus.glob("*.txt"))
+    article.write_text(article.read_text(encoding="utf-8") + "\n新增的一句话。\n", encoding="utf-8")
+    with pytest.raises(StaleIndexError, match=rf"~{article.name}.*qa build"):
+        load_index(built)
+    (corpus / "new.txt").write_text("新文章\n内容一句。", encoding="utf-8")
+    status = index_status(built)
+    assert status["state"] == "stale"
+    assert f"+new.txt" in status["changes"] and f"~{article.name}" in status["changes"]
+    build_index(built, encoder=fake_encoder)
+    assert index_status(built)["state"] == "ready"
+
+
+def test_other_chunk_size_makes_the_index_stale(built):
+    other = Settings.load(corpus_dir=built.corpus_dir, index_dir=built.index_dir, embed_model="fake", chunk_size=300)
+    with pytest.raises(StaleIndexError, match="chunk_size 200 -> 300"):
+        load_index(other)
+
+
+@pytest.mark.parametrize("victim", ["vectors.faiss", "chunks.jsonl", "manifest.json"])
+def test_damaged_index_is_reported_not_crashed(built, victim):
+    from qa import index as index_module
+
+    index_module._CACHE.clear()
+    path = built.index_dir / victim
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 3])
+    with pytest.raises(IndexCorruptError, match="qa build"):
+        load_index(built)
+
+
+def test_interrupted_build_keeps_the_previous_index(built, fake_encoder, monkeypatch):
+    before = (built.index_dir / "manifest.json").read_text(encoding="utf-8")
+
+    class Interrupted(Exception):
+        pass
+
+    def explode(*args, **kwargs):
+        raise Interrupted
+
+    from qa import lexical
+
+    monkeypatch.setattr(lexical.LexicalIndex, "save", explode)
+    with pytest.raises(Interrupted):
+        build_index(built, encoder=fake_encoder)
+    assert (built.index_dir / "manifest.json").read_text(encoding="utf-8") == before
+    assert load_index(built).chunks
+    monkeypatch.undo()
+    build_index(built, encoder=fake_encoder)  # the next build cleans up and succeeds
+    leftovers = list(built.index_dir.parent.glob(".index.*"))
+    assert leftovers == []
+
+
+def test_unreadable_article_fails_the_build_and_keeps_the_index(built, corpus, fake_encoder):
+    before = (built.index_dir / "manifest.json").read_text(encoding="utf-8")
+    (corpus / "broken.txt").write_bytes(b"\x00\x00binary")
+    with pytest.raises(CorpusError, match="broken.txt"):
+        build_index(built, encoder=fake_encoder)
+    assert (built.index_dir / "manifest.json").read_text(encoding="utf-8") == before
+
+
+def test_vector_store_matches_exact_numpy_top_k(fake_encoder):
+    from qa.vector_store import VectorStore
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((200, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = VectorStore(16)
+    store.add(vectors)
+    query = vectors[7] + 0.1 * rng.standard_normal(16).astype(np.float32)
+    expected = np.argsort(-(vectors @ query))[:10]
+    assert [row for row, _ in store.search(query, 10)] == list(expected)
+    assert np.allclose(store.all_scores(query), vectors @ query, atol=1e-5)
