@@ -109,26 +109,51 @@ def highlighted(hit: Hit, open_mark: str = "**", close_mark: str = "**") -> str:
 
 
 def to_markdown(question: str, found: bool, hits: list[Hit], message: str) -> str:
-    """Numbered passages with the answering sentence in bold and a citation under each."""
-    lines = []
+    """Markdown for the chat: numbered passages, the answering sentence in `<mark>`, a citation under each.
+
+    Article text is escaped, so nothing in an article is taken as Markdown or HTML.
+    """
+    lines: list[str] = []
     if not found:
-        lines.append(f"_{message}_")
+        lines.append(f"_{escape_markdown(message)}_")
         if hits:
-            lines.append("")
-            lines.append("Closest passages (not judged relevant):")
+            lines += ["", "Closest passages (not judged relevant):", ""]
     for number, hit in enumerate(hits, 1):
-        text = _escape(hit.text)
-        if hit.highlight is not None:
-            start, end = hit.highlight[0] - hit.start, hit.highlight[1] - hit.start
-            text = _escape(hit.text[:start]) + "**" + _escape(hit.text[start:end]) + "**" + _escape(hit.text[end:])
-        lines.append(f"**[{number}]** {text}")
-        lines.append(f"> [{number}] {_escape(hit.citation)} · score {hit.score:.3f}")
+        lines.append(f"**[{number}]** {highlight_markup(hit)}")
+        lines.append("")
+        lines.append(f"> [{number}] {escape_markdown(hit.citation)} · score {hit.score:.2f}")
         lines.append("")
     return "\n".join(lines).strip()
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#<>|])")
+def highlight_markup(hit: Hit, open_tag: str = "<mark>", close_tag: str = "</mark>") -> str:
+    """The passage as escaped Markdown with its answering sentence wrapped in `<mark>`.
+
+    The mark is applied line by line, so a sentence running over a paragraph break
+    never leaves an unclosed tag.
+    """
+    if hit.highlight is None:
+        return escape_markdown(hit.text)
+    start = max(0, hit.highlight[0] - hit.start)
+    end = min(len(hit.text), hit.highlight[1] - hit.start)
+    marked = "\n".join(
+        f"{open_tag}{escape_markdown(line)}{close_tag}" if line.strip() else line
+        for line in hit.text[start:end].split("\n")
+    )
+    return escape_markdown(hit.text[:start]) + marked + escape_markdown(hit.text[end:])
 
 
-def _escape(text: str) -> str:
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#<>|~$&])")
+_LINE_START_MARKER = re.compile(r"^(\s*)(\d*)([-+=.)])", re.MULTILINE)
+
+
+def escape_markdown(text: str, code_spans: bool = False) -> str:
+    """Text shown literally: no Markdown, HTML or list markup taken from the articles.
+
+    With `code_spans`, `like this` stays a code span (error messages name commands so).
+    """
+    if code_spans:
+        parts = re.split(r"(`[^`\n]+`)", text)
+        return "".join(part if i % 2 else escape_markdown(part) for i, part in enumerate(parts))
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return _LINE_START_MARKER.sub(lambda m: m.group(1) + m.group(2) + "\\" + m.group(3), text)

@@ -23,9 +23,13 @@ MAX_K = 50
 # Reciprocal rank fusion constant: 60 is the value from Cormack et al. (2009); it
 # keeps one ranking's first place from drowning the other's second and third.
 RRF_K = 60
-# Two passages sharing this much of their character bigrams say the same thing
-# (an article's summary box repeats its body); only the better one is shown.
-DUPLICATE_OVERLAP = 0.6
+# Two passages say the same thing (an article's summary box repeats its body word
+# for word) when one's character bigrams lie almost all inside the other's, or the
+# two share most of them; only the better-ranked one is shown. A summary that
+# condenses a paragraph (about 0.5 Jaccard, 0.8 containment) is not a duplicate:
+# the paragraph holds details the summary dropped.
+DUPLICATE_CONTAINMENT = 0.9
+DUPLICATE_JACCARD = 0.6
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,8 @@ class Retriever:
         a, b = self._bigrams[row], self._bigrams[other]
         if not a or not b:
             return False
-        return len(a & b) / min(len(a), len(b)) >= DUPLICATE_OVERLAP
+        shared = len(a & b)
+        return shared / min(len(a), len(b)) >= DUPLICATE_CONTAINMENT or shared / len(a | b) >= DUPLICATE_JACCARD
 
     # -- hits ----------------------------------------------------------------------
 
