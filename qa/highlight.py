@@ -1,17 +1,13 @@
-"""Pick the sentence of a passage that best answers the question, as article offsets.
+"""Sentences of a passage, as article offsets, and how much of a question they contain.
 
-Each sentence is scored by its embedding similarity to the question plus how many
-of the question's content terms it contains (in the matching form, so script and
-width do not matter). The embedding side carries English questions, whose terms
-never occur in Chinese text; the term side pins down names and numbers.
+The index embeds every sentence; retrieval picks the answering sentence among a
+passage's sentences by its similarity to the question plus `term_coverage`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-import numpy as np
 
 from qa.normalize import match_form
 
@@ -69,21 +65,3 @@ def term_coverage(terms: list[str], text: str) -> float:
     total = sum(len(term) for term in terms)
     found = sum(len(term) for term in terms if term in form)
     return found / total
-
-
-def best_sentence(
-    spans: list[Span],
-    article_text_by_span: list[str],
-    sentence_similarity: np.ndarray | None,
-    terms: list[str],
-) -> Span | None:
-    """The span with the highest combined score, or None when there are no spans."""
-    if not spans:
-        return None
-    scores = np.array([term_coverage(terms, text) for text in article_text_by_span], dtype=np.float32)
-    if sentence_similarity is not None:
-        # Cosine between E5 vectors moves in a narrow band (about 0.7-0.9), so it is
-        # centred on this passage's sentences before it is added to the coverage.
-        centred = sentence_similarity - sentence_similarity.mean()
-        scores = scores + 4.0 * centred
-    return spans[int(np.argmax(scores))]

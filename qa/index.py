@@ -19,15 +19,20 @@ import numpy as np
 from qa.chunking import chunk_corpus
 from qa.corpus import article_files, load_corpus
 from qa.errors import IndexCorruptError, IndexNotFoundError, StaleIndexError
+from qa.highlight import sentence_spans
 from qa.lexical import LexicalIndex
 from qa.schema import Chunk
 from qa.settings import Settings
 from qa.vector_store import VectorStore
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
+CHUNK_VECTORS = "vectors.faiss"
+SENTENCES = "sentences.json"
+SENTENCE_VECTORS = "sentence_vectors.faiss"
 LEXICAL_DIR = "lexical"
+CONTEXTS = ("none", "date", "title")
 
 
 @dataclass(frozen=True)
@@ -49,21 +54,62 @@ class BuildSummary:
 
 
 @dataclass
+class SentenceTable:
+    """Every sentence of every passage: its passage's row and its offsets in the article."""
+
+    chunk: np.ndarray  # int32 row into SearchIndex.chunks
+    start: np.ndarray  # int32
+    end: np.ndarray  # int32
+
+    def __len__(self) -> int:
+        return len(self.chunk)
+
+    def to_json(self) -> dict:
+        return {"chunk": self.chunk.tolist(), "start": self.start.tolist(), "end": self.end.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SentenceTable":
+        return cls(*(np.asarray(data[key], dtype=np.int32) for key in ("chunk", "start", "end")))
+
+
+@dataclass
 class SearchIndex:
-    """A loaded index: the passages and the two ways of searching them."""
+    """A loaded index: the passages, their sentences, and the ways of searching them."""
 
     chunks: list[Chunk]
-    vectors: VectorStore
+    vectors: VectorStore  # one vector per passage
+    sentences: SentenceTable
+    sentence_vectors: VectorStore  # one vector per sentence
     lexical: LexicalIndex
     manifest: dict
-    directory: Path
+    directory: Path | None
 
 
-def embedding_text(chunk: Chunk, with_title: bool) -> str:
-    """What the encoder sees for a chunk: the title in front gives a passage its topic."""
-    if not with_title:
-        return chunk.text
-    return f"{chunk.title}\n{chunk.text}"
+def context_prefix(chunk: Chunk, context: str) -> str:
+    """What goes in front of a passage or sentence for embedding.
+
+    The date lets "in 2024" find the 2024 article; whole titles were measured to
+    hurt (they are long and alike, so they pull every passage of an article
+    together), see README "What the embedding sees".
+    """
+    if context == "date":
+        return f"{chunk.date}\n" if chunk.date else ""
+    if context == "title":
+        return f"{chunk.title}\n"
+    if context == "none":
+        return ""
+    raise ValueError(f"embed_context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+
+
+def split_sentences(chunks: list[Chunk]) -> SentenceTable:
+    rows, starts, ends = [], [], []
+    for row, chunk in enumerate(chunks):
+        for span in sentence_spans(chunk.text, chunk.start):
+            rows.append(row)
+            starts.append(span.start)
+            ends.append(span.end)
+    as_array = lambda values: np.asarray(values, dtype=np.int32)  # noqa: E731
+    return SentenceTable(as_array(rows), as_array(starts), as_array(ends))
 
 
 def build_index(
@@ -106,11 +152,19 @@ def build_index(
 
         say(f"loading embedding model {settings.embed_model}")
         encoder = load_encoder(settings)
-    texts = [embedding_text(chunk, settings.embed_title) for chunk in chunks]
+    sentences = split_sentences(chunks)
+    # Passages and their sentences are both embedded: a question usually targets one
+    # sentence, whose meaning a whole passage's vector averages away.
+    texts = [context_prefix(chunk, settings.embed_context) + chunk.text for chunk in chunks]
+    for row, start, end in zip(sentences.chunk, sentences.start, sentences.end):
+        chunk = chunks[row]
+        texts.append(context_prefix(chunk, settings.embed_context) + chunk.text[start - chunk.start : end - chunk.start])
     vectors = _encode_in_batches(encoder, texts, progress)
 
     store = VectorStore(vectors.shape[1])
-    store.add(vectors)
+    store.add(vectors[: len(chunks)])
+    sentence_store = VectorStore(vectors.shape[1])
+    sentence_store.add(vectors[len(chunks) :])
     lexical = LexicalIndex.build([chunk.text for chunk in chunks])
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -119,12 +173,14 @@ def build_index(
         "dimension": int(vectors.shape[1]),
         "settings": settings.index_shape(),
         "chunks": len(chunks),
+        "sentences": len(sentences),
         "articles": [
             {"source": a.source, "title": a.title, "date": a.date, "sha256": a.content_hash}
             for a in articles
         ],
     }
-    _write_atomically(Path(settings.index_dir), chunks, store, lexical, manifest)
+    index = SearchIndex(chunks, store, sentences, sentence_store, lexical, manifest, None)
+    _write_atomically(Path(settings.index_dir), index)
     _forget_cached(Path(settings.index_dir))
     return BuildSummary(
         index_dir=str(settings.index_dir),
@@ -140,7 +196,7 @@ def _encode_in_batches(encoder, texts: list[str], progress: bool, batch_size: in
     from tqdm.auto import tqdm
 
     batches = []
-    with tqdm(total=len(texts), desc="embedding passages", unit="passage", disable=not progress) as bar:
+    with tqdm(total=len(texts), desc="embedding passages and sentences", unit="text", disable=not progress) as bar:
         for begin in range(0, len(texts), batch_size):
             batch = texts[begin : begin + batch_size]
             batches.append(np.asarray(encoder.encode_passages(batch), dtype=np.float32))
@@ -150,19 +206,21 @@ def _encode_in_batches(encoder, texts: list[str], progress: bool, batch_size: in
     return np.vstack(batches)
 
 
-def _write_atomically(index_dir: Path, chunks, store, lexical, manifest) -> None:
+def _write_atomically(index_dir: Path, index: SearchIndex) -> None:
     index_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = index_dir.with_name(f".{index_dir.name}.building-{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
     with open(staging / CHUNKS, "w", encoding="utf-8") as out:
-        for chunk in chunks:
+        for chunk in index.chunks:
             out.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
-    store.save(staging)
-    lexical.save(staging / LEXICAL_DIR)
+    (staging / SENTENCES).write_text(json.dumps(index.sentences.to_json()), encoding="utf-8")
+    index.vectors.save(staging / CHUNK_VECTORS)
+    index.sentence_vectors.save(staging / SENTENCE_VECTORS)
+    index.lexical.save(staging / LEXICAL_DIR)
     # The manifest goes last: a folder without one was never finished.
-    (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    (staging / MANIFEST).write_text(json.dumps(index.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
 
     retired = index_dir.with_name(f".{index_dir.name}.old-{os.getpid()}")
     if index_dir.exists():
@@ -223,17 +281,21 @@ def _read(index_dir: Path) -> SearchIndex:
             raise corrupt(f"format {manifest.get('format_version')}, expected {FORMAT_VERSION}")
         with open(index_dir / CHUNKS, encoding="utf-8") as lines:
             chunks = [Chunk(**json.loads(line)) for line in lines if line.strip()]
+        sentences = SentenceTable.from_json(json.loads((index_dir / SENTENCES).read_text(encoding="utf-8")))
     except IndexCorruptError:
         raise
-    except (OSError, ValueError, TypeError) as error:
+    except (OSError, ValueError, TypeError, KeyError) as error:
         raise corrupt(f"{type(error).__name__}: {error}") from error
-    vectors = VectorStore.load(index_dir)
+    vectors = VectorStore.load(index_dir / CHUNK_VECTORS)
+    sentence_vectors = VectorStore.load(index_dir / SENTENCE_VECTORS)
     lexical = LexicalIndex.load(index_dir / LEXICAL_DIR)
     if not (len(chunks) == len(vectors) == len(lexical) == manifest.get("chunks")):
-        raise corrupt(
-            f"{len(chunks)} passages, {len(vectors)} vectors, {len(lexical)} lexical entries"
-        )
-    return SearchIndex(chunks=chunks, vectors=vectors, lexical=lexical, manifest=manifest, directory=index_dir)
+        raise corrupt(f"{len(chunks)} passages, {len(vectors)} vectors, {len(lexical)} lexical entries")
+    if not (len(sentences) == len(sentence_vectors) == manifest.get("sentences")):
+        raise corrupt(f"{len(sentences)} sentences but {len(sentence_vectors)} sentence vectors")
+    if len(sentences) and (sentences.chunk.min() < 0 or sentences.chunk.max() >= len(chunks)):
+        raise corrupt("sentences point at passages that do not exist")
+    return SearchIndex(chunks, vectors, sentences, sentence_vectors, lexical, manifest, index_dir)
 
 
 def check_settings(manifest: dict, settings: Settings) -> None:

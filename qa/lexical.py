@@ -172,6 +172,36 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(tokenize(query)))
 
 
+# Adverbs and quantity words that phrase a question without naming its topic: a
+# question may use them where the article does not ("大约" for "约").
+_PHRASING_WORDS = frozenset(
+    "已经 一共 总共 共计 大约 大概 约 目前 现在 曾经 首先 分别 一起 主要 具体 到底 究竟 "
+    "一个 两个 几个 几家 几年 几项 几所 几次 几位 几点 多大 多长 多高 多久 哪年 哪一年".split()
+)
+
+
+def content_words(question: str) -> list[str]:
+    """The words of a question that name what it is about (jieba words, matching form).
+
+    Stopwords, question words and phrasing adverbs are left out, as are single
+    Chinese characters, which are too ambiguous to say what a question is about.
+    """
+    jieba = _get_jieba()
+    words = []
+    for word in jieba.lcut(match_form(strip_pinyin(question))):
+        word = word.strip()
+        if not word or word in STOPWORDS or word in _PHRASING_WORDS:
+            continue
+        if not any(ch.isalnum() for ch in word):
+            continue
+        if len(word) < 2 and not word.isascii():
+            continue
+        if any(mark in word for mark in ("哪", "啥", "吗", "呢", "么")):
+            continue
+        words.append(word)
+    return list(dict.fromkeys(words))
+
+
 # ------------------------------------------------------------------------ the index
 
 _META_NAME = "lexical.json"
@@ -225,6 +255,39 @@ class LexicalIndex:
         # Distinct terms only: a word jieba repeats (say 知识 as word and as bigram)
         # should not count twice in the question.
         return [vocab[t] for t in query_terms(query) if t in vocab]
+
+    def known_share(self, terms: Sequence[str]) -> float:
+        """Share of `terms` (weighted by length) that occur anywhere in the indexed texts.
+
+        Near 1 for a Chinese question about these articles, near 0 for an English
+        one: it says how much a lexical ranking can be trusted for this question.
+        """
+        vocab = getattr(self._bm25, "vocab_dict", None) or {}
+        total = sum(len(term) for term in terms)
+        if not total:
+            return 0.0
+        return sum(len(term) for term in terms if term in vocab) / total
+
+    def unknown_share(self, question: str) -> float:
+        """Share of the question's content words (by length) that occur nowhere in the texts.
+
+        A question whose topic words (预算, 天气, GDP) the articles never use cannot be
+        answered from them, however close its embedding comes to some passage. A
+        word counts as present when it, or every character bigram of it, is indexed.
+        """
+        vocab = getattr(self._bm25, "vocab_dict", None) or {}
+        words = content_words(question)
+        total = sum(len(word) for word in words)
+        if not total:
+            return 0.0
+
+        def present(word: str) -> bool:
+            if word in vocab:
+                return True
+            bigrams = [word[i : i + 2] for i in range(len(word) - 1)]
+            return not word.isascii() and bool(bigrams) and all(b in vocab for b in bigrams)
+
+        return sum(len(word) for word in words if not present(word)) / total
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for `query` (zeros where nothing matches)."""

@@ -9,8 +9,9 @@ from typing import Literal
 
 import numpy as np
 
+from qa.answer_type import expected_answer, sentence_fits
 from qa.errors import QuestionError
-from qa.highlight import best_sentence, sentence_spans
+from qa.highlight import term_coverage
 from qa.index import SearchIndex, load_index
 from qa.lexical import query_terms
 from qa.normalize import match_form
@@ -23,6 +24,11 @@ MAX_K = 50
 # Reciprocal rank fusion constant: 60 is the value from Cormack et al. (2009); it
 # keeps one ranking's first place from drowning the other's second and third.
 RRF_K = 60
+# Candidates considered for fusion, the answer-type check and de-duplication.
+POOL = 30
+# A passage whose best sentence has the kind of answer the question asks for (a
+# number for "how many", a list for "which ones") moves up about two places.
+ANSWER_TYPE_BONUS = 0.03
 # Two passages say the same thing (an article's summary box repeats its body word
 # for word) when one's character bigrams lie almost all inside the other's, or the
 # two share most of them; only the better-ranked one is shown. A summary that
@@ -30,6 +36,9 @@ RRF_K = 60
 # the paragraph holds details the summary dropped.
 DUPLICATE_CONTAINMENT = 0.9
 DUPLICATE_JACCARD = 0.6
+# Weight of the best sentence's similarity against the term coverage when choosing
+# the answering sentence. E5 cosines sit in a narrow band, so they are centred first.
+SENTENCE_SIMILARITY_WEIGHT = 4.0
 
 
 @dataclass(frozen=True)
@@ -38,8 +47,9 @@ class Ranked:
 
     row: int
     score: float
-    dense: float | None
-    lexical: float | None
+    dense: float | None  # mean of the passage's and its best sentence's cosine
+    lexical: float | None  # BM25
+    sentence: int | None  # row in the sentence table of the answering sentence
 
 
 def validate_question(question: str, settings: Settings) -> str:
@@ -75,6 +85,13 @@ class Retriever:
         self.encoder = encoder
         self.settings = settings
         self._bigrams = [_bigrams(chunk.text) for chunk in index.chunks]
+        self._sentence_text = [
+            index.chunks[row].text[start - index.chunks[row].start : end - index.chunks[row].start]
+            for row, start, end in zip(index.sentences.chunk, index.sentences.start, index.sentences.end)
+        ]
+        self._sentences_of = [[] for _ in index.chunks]
+        for sentence, row in enumerate(index.sentences.chunk):
+            self._sentences_of[row].append(sentence)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, encoder=None) -> "Retriever":
@@ -93,39 +110,62 @@ class Retriever:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         n = len(self.index.chunks)
-        dense = lexical = None
-        if mode in ("dense", "hybrid"):
-            query_vector = self.encoder.encode_queries([question])[0]
-            dense = self.index.vectors.all_scores(query_vector)
-        if mode in ("lexical", "hybrid"):
-            lexical = self.index.lexical.scores(question)
+        if n == 0:
+            return []
+        terms = query_terms(question)
+        # The dense side always runs: it picks the answering sentence and `answer`
+        # judges relevance on it, whichever ranking orders the passages.
+        query_vector = self.encoder.encode_queries([question])[0]
+        passage_sim = self.index.vectors.all_scores(query_vector)
+        sentence_sim = self.index.sentence_vectors.all_scores(query_vector)
+        best_sentence_sim = np.full(n, -1.0, dtype=np.float32)
+        np.maximum.at(best_sentence_sim, self.index.sentences.chunk, sentence_sim)
+        dense = (passage_sim + np.maximum(best_sentence_sim, passage_sim)) / 2
+        lexical = self.index.lexical.scores(question)
 
         if mode == "dense":
-            fused = dense
+            fused = dense.astype(np.float64)
         elif mode == "lexical":
-            fused = lexical
+            fused = lexical.astype(np.float64)
         else:
-            fused = _rrf([dense, lexical], n)
-        order = np.argsort(-fused, kind="stable")
+            # BM25 counts only as much as the question's terms occur in the articles at
+            # all: an English question shares a year with the text at most, and that
+            # lone match must not outvote the embedding.
+            fused = rrf([dense, lexical], [1.0, self.index.lexical.known_share(terms)])
+        candidates = [int(row) for row in np.argsort(-fused, kind="stable")[:POOL]]
         if mode == "lexical":
-            order = [row for row in order if lexical[row] > 0]
+            candidates = [row for row in candidates if lexical[row] > 0]
+
+        wanted = expected_answer(question)
+        scored = []
+        for row in candidates:
+            sentence = self._answering_sentence(row, sentence_sim, terms)
+            score = float(fused[row])
+            if mode == "hybrid" and wanted and sentence is not None and sentence_fits(wanted, self._sentence_text[sentence]):
+                score += ANSWER_TYPE_BONUS * (fused[candidates[0]] or 1.0)
+            scored.append((score, row, sentence))
+        scored.sort(key=lambda item: -item[0])
 
         picked: list[Ranked] = []
-        for row in order:
-            row = int(row)
+        for score, row, sentence in scored:
             if any(self._duplicates(row, other.row) for other in picked):
                 continue
-            picked.append(
-                Ranked(
-                    row=row,
-                    score=float(fused[row]),
-                    dense=None if dense is None else float(dense[row]),
-                    lexical=None if lexical is None else float(lexical[row]),
-                )
-            )
+            picked.append(Ranked(row, score, float(dense[row]), float(lexical[row]), sentence))
             if len(picked) == k:
                 break
         return picked
+
+    def _answering_sentence(self, row: int, sentence_sim: np.ndarray, terms: list[str]) -> int | None:
+        """The sentence of passage `row` that best answers: similar to the question and
+        holding its terms (the terms pin down names and numbers, the similarity carries
+        English questions, whose terms never occur in Chinese text)."""
+        sentences = self._sentences_of[row]
+        if not sentences:
+            return None
+        sims = sentence_sim[sentences]
+        coverage = np.array([term_coverage(terms, self._sentence_text[s]) for s in sentences])
+        combined = coverage + SENTENCE_SIMILARITY_WEIGHT * (sims - sims.mean())
+        return sentences[int(np.argmax(combined))]
 
     def _duplicates(self, row: int, other: int) -> bool:
         a, b = self._bigrams[row], self._bigrams[other]
@@ -140,30 +180,20 @@ class Retriever:
         """The passages that best answer `question`, best first, with citations and highlights."""
         question = validate_question(question, self.settings)
         k = validate_k(k if k is not None else self.settings.top_k)
-        ranked = self.rank(question, k, mode)
-        return self.to_hits(question, ranked)
+        return self.to_hits(self.rank(question, k, mode), mode)
 
-    def to_hits(self, question: str, ranked: list[Ranked]) -> list[Hit]:
-        chunks = [self.index.chunks[r.row] for r in ranked]
-        spans_per_chunk = [sentence_spans(chunk.text, chunk.start) for chunk in chunks]
-        sentences = [
-            chunk.text[span.start - chunk.start : span.end - chunk.start]
-            for chunk, spans in zip(chunks, spans_per_chunk)
-            for span in spans
-        ]
-        similarities = self._sentence_similarities(question, sentences)
-        terms = query_terms(question)
+    def to_hits(self, ranked: list[Ranked], mode: Mode = "hybrid") -> list[Hit]:
+        top = ranked[0].score if ranked else 1.0
         hits = []
-        cursor = 0
-        for chunk, spans, r in zip(chunks, spans_per_chunk, ranked):
-            texts = sentences[cursor : cursor + len(spans)]
-            sims = None if similarities is None else similarities[cursor : cursor + len(spans)]
-            cursor += len(spans)
-            span = best_sentence(spans, texts, sims, terms)
+        for r in ranked:
+            chunk = self.index.chunks[r.row]
+            highlight = None
+            if r.sentence is not None:
+                highlight = (int(self.index.sentences.start[r.sentence]), int(self.index.sentences.end[r.sentence]))
             hits.append(
                 Hit(
                     text=chunk.text,
-                    score=round(r.score, 6),
+                    score=round(_display_score(r, mode, top), 4),
                     title=chunk.title,
                     source=chunk.source,
                     start=chunk.start,
@@ -171,35 +201,37 @@ class Retriever:
                     citation=citation(chunk),
                     date=chunk.date,
                     paragraph=chunk.paragraph,
-                    highlight=(span.start, span.end) if span else None,
+                    highlight=highlight,
                     dense_score=r.dense,
                     lexical_score=r.lexical,
                 )
             )
         return hits
 
-    def _sentence_similarities(self, question: str, sentences: list[str]) -> np.ndarray | None:
-        if not sentences or self.encoder is None:
-            return None
-        query_vector = self.encoder.encode_queries([question])[0]
-        vectors = self.encoder.encode_passages(sentences)
-        return np.asarray(vectors, dtype=np.float32) @ np.asarray(query_vector, dtype=np.float32)
+
+def _display_score(r: Ranked, mode: Mode, top: float) -> float:
+    # Fused scores are only meaningful relative to each other; shown relative to the
+    # best passage (1.0), they read as "how close to the best match".
+    if mode == "hybrid":
+        return r.score / top if top > 0 else 0.0
+    return r.score
 
 
 def citation(chunk: Chunk) -> str:
-    """One readable line: 《title》 (source, date) ¶paragraph."""
+    """One readable line: 《title》 (publication, source, date) ¶paragraph."""
     details = ", ".join(part for part in (chunk.publication, chunk.source, chunk.date) if part)
     return f"《{chunk.title}》 ({details}) ¶{chunk.paragraph}"
 
 
-def _rrf(rankings: list[np.ndarray], n: int) -> np.ndarray:
+def rrf(rankings: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    """Weighted reciprocal rank fusion; a passage a ranking scores 0 or less gets nothing from it."""
+    n = len(rankings[0])
     fused = np.zeros(n, dtype=np.float64)
-    for scores in rankings:
+    for scores, weight in zip(rankings, weights):
         order = np.argsort(-scores, kind="stable")
         ranks = np.empty(n, dtype=np.int64)
         ranks[order] = np.arange(1, n + 1)
-        contribution = 1.0 / (RRF_K + ranks)
-        # A passage the ranking found nothing in (BM25 score 0) earns no credit from it.
+        contribution = weight / (RRF_K + ranks)
         contribution[scores <= 0] = 0.0
         fused += contribution
     return fused
@@ -214,7 +246,7 @@ _RETRIEVERS: dict[tuple, Retriever] = {}
 
 
 def get_retriever(settings: Settings | None = None) -> Retriever:
-    """A cached retriever for these settings, reloaded when the index is rebuilt."""
+    """A cached retriever for these settings, rebuilt when the index on disk changes."""
     settings = settings or Settings.load()
     index = load_index(settings)
     key = (settings, id(index))

@@ -30,7 +30,9 @@ class Settings:
     embed_model: str = BUNDLED_MODEL  # shapes the index
     chunk_size: int = 200  # characters; shapes the index (chosen by measurement, see README)
     chunk_overlap: int = 0  # shapes the index
-    embed_title: bool = True  # prefix title to each chunk for embedding; shapes the index
+    # What goes in front of each passage and sentence for embedding: "none", "date"
+    # or "title" (see README, "What the embedding sees"); shapes the index.
+    embed_context: str = "date"
     top_k: int = 5
     max_question_chars: int = 500
     device: str | None = None  # None: CUDA when torch sees one, else CPU
@@ -44,6 +46,7 @@ class Settings:
         "chunk_size": "QA_CHUNK_SIZE",
         "chunk_overlap": "QA_CHUNK_OVERLAP",
         "top_k": "QA_TOP_K",
+        "embed_context": "QA_EMBED_CONTEXT",
         "device": "QA_DEVICE",
     }
 
@@ -71,7 +74,7 @@ class Settings:
             "embed_model": self.embed_model,
             "chunk_size": self.chunk_size,
             "chunk_overlap": self.chunk_overlap,
-            "embed_title": self.embed_title,
+            "embed_context": self.embed_context,
         }
 
 

@@ -22,8 +22,6 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 class VectorStore:
     """Exact inner-product search over float32 vectors."""
 
-    FILE_NAME = "vectors.faiss"
-
     def __init__(self, dimension: int):
         if dimension <= 0:
             raise ValueError(f"dimension must be positive, got {dimension}")
@@ -52,19 +50,18 @@ class VectorStore:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def all_scores(self, query: np.ndarray) -> np.ndarray:
-        """Inner product of the query with every stored row (for fusion and evaluation)."""
-        hits = self.search(query, len(self))
+        """Inner product of the query with every stored row, in row order (for fusion)."""
         scores = np.full(len(self), -1.0, dtype=np.float32)
-        for row, score in hits:
+        for row, score in self.search(query, len(self)):
             scores[row] = score
         return scores
 
-    def save(self, directory: Path) -> None:
-        faiss.write_index(self._index, str(Path(directory) / self.FILE_NAME))
+    def save(self, path: Path) -> None:
+        faiss.write_index(self._index, str(path))
 
     @classmethod
-    def load(cls, directory: Path) -> "VectorStore":
-        path = Path(directory) / cls.FILE_NAME
+    def load(cls, path: Path) -> "VectorStore":
+        path = Path(path)
         try:
             index = faiss.read_index(str(path))
         except Exception as error:  # faiss raises RuntimeError with a C++ message
