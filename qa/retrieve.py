@@ -218,9 +218,12 @@ def _display_score(r: Ranked, mode: Mode, top: float) -> float:
 
 
 def citation(chunk: Chunk) -> str:
-    """One readable line: 《title》 (publication, source, date) ¶paragraph."""
+    """One readable line: 《title》 (publication, source, date) ¶paragraph, or ¶first-last
+    when the passage runs over several paragraphs."""
     details = ", ".join(part for part in (chunk.publication, chunk.source, chunk.date) if part)
-    return f"《{chunk.title}》 ({details}) ¶{chunk.paragraph}"
+    last = chunk.paragraph + chunk.text.count("\n")
+    where = f"¶{chunk.paragraph}" if last == chunk.paragraph else f"¶{chunk.paragraph}-{last}"
+    return f"《{chunk.title}》 ({details}) {where}"
 
 
 def rrf(rankings: list[np.ndarray], weights: list[float]) -> np.ndarray:

@@ -14,13 +14,15 @@ fi
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
 # The web test drives a real headless Chromium. Debian's package is used because
-# browser downloads (`playwright install`) are not possible offline.
-if ! command -v chromium >/dev/null 2>&1; then
+# browser downloads (`playwright install`) are not possible offline; the CJK font
+# makes Chinese readable in its screenshots.
+if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing chromium for the browser test (apt)"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "installing chromium and fonts-noto-cjk for the browser test (apt)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
   else
-    echo "note: chromium is not installed; the browser test will be skipped (apt-get install chromium)"
+    echo "note: chromium is not installed; the browser test will be skipped (apt-get install chromium fonts-noto-cjk)"
   fi
 fi
 echo "ready: .venv"
