@@ -56,3 +56,38 @@ def seeds_dir() -> Path:
     if not SEEDS.is_dir():
         pytest.skip(f"seed files not found at {SEEDS} (shared/ must sit beside the repo)")
     return SEEDS
+
+
+# ------------------------------------------------- the real model over the bundled corpus
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory):
+    """The bundled corpus indexed with the real bundled model and real FAISS, once per session.
+
+    The corpus is copied first, so tests may read it freely and nothing they do can
+    touch the repository's corpus/ or index/. The model comes from the default cache
+    (~/.cache/qa-news; converted on first use). Yields a namespace with `settings`,
+    `retriever` (a Retriever on that index), `corpus_dir`, `index_dir` and `summary`.
+    Tests must not modify these folders: copy them (see test_cli.py).
+    """
+    import shutil
+    from types import SimpleNamespace
+
+    from qa.index import build_index
+    from qa.retrieve import Retriever
+    from qa.settings import Settings
+
+    root = tmp_path_factory.mktemp("real-index")
+    corpus_dir = root / "corpus"
+    shutil.copytree(REPO / "corpus", corpus_dir)
+    settings = Settings.load(corpus_dir=corpus_dir, index_dir=root / "index")
+    summary = build_index(settings)
+    retriever = Retriever.from_settings(settings)
+    return SimpleNamespace(
+        settings=settings,
+        retriever=retriever,
+        corpus_dir=corpus_dir,
+        index_dir=root / "index",
+        summary=summary,
+    )

@@ -1,0 +1,218 @@
+"""The `qa` command as a user runs it: a subprocess, settings from QA_* variables.
+
+The error cases fail before the model loads, so they run in well under a second
+each; the rest use the session's real index (conftest.py `real_index`) and load
+the model once per call (about 8-15 s), so there are few of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MEMORANDA = "知识城与新加坡签署了多少份合作备忘录？"
+
+
+def qa_command() -> list[str]:
+    script = Path(sys.executable).with_name("qa")
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("qa")
+    return [found] if found else [sys.executable, "-m", "qa.cli"]
+
+
+def run_qa(*args: str, cwd: Path, corpus: Path, index: Path, cache: Path | None = None, timeout: int = 180):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    env.update(QA_CORPUS_DIR=str(corpus), QA_INDEX_DIR=str(index), PYTHONIOENCODING="utf-8")
+    if cache is not None:
+        env["QA_CACHE_DIR"] = str(cache)
+    return subprocess.run(
+        [*qa_command(), *args], cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8", timeout=timeout
+    )
+
+
+def run_real(real_index, tmp_path, *args: str, corpus: Path | None = None):
+    return run_qa(
+        *args,
+        cwd=tmp_path,
+        corpus=corpus or real_index.corpus_dir,
+        index=real_index.index_dir,
+        cache=real_index.settings.cache_dir,
+    )
+
+
+def assert_user_error(result, *words: str) -> str:
+    """One `qa: error:` line on stderr, no traceback, exit status 2; returns the line."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("qa: error: ")
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+# ----------------------------------------------------------- mistakes a user can make
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path) -> Path:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("知识城与新加坡签署了81份合作备忘录。\n", encoding="utf-8")
+    return corpus
+
+
+def test_empty_question(tmp_path, tiny_corpus):
+    for question in ("", "   "):
+        result = run_qa("ask", question, cwd=tmp_path, corpus=tiny_corpus, index=tmp_path / "none")
+        assert_user_error(result, "empty")
+
+
+def test_question_over_the_length_limit(tmp_path, tiny_corpus):
+    result = run_qa("ask", "问" * 501, cwd=tmp_path, corpus=tiny_corpus, index=tmp_path / "none")
+    assert_user_error(result, "501", "500")
+
+
+def test_ask_without_an_index_names_qa_build(tmp_path, tiny_corpus):
+    empty = tmp_path / "no-index"
+    result = run_qa("ask", MEMORANDA, cwd=tmp_path, corpus=tiny_corpus, index=empty)
+    assert_user_error(result, "qa build", str(empty))
+
+
+def test_build_with_a_missing_corpus(tmp_path):
+    missing = tmp_path / "no-such-corpus"
+    result = run_qa("build", "-q", cwd=tmp_path, corpus=missing, index=tmp_path / "index")
+    assert_user_error(result, str(missing))
+    assert not (tmp_path / "index").exists()
+
+
+def test_eval_on_a_missing_file(tmp_path, tiny_corpus):
+    missing = tmp_path / "no-questions.jsonl"
+    result = run_qa("eval", str(missing), cwd=tmp_path, corpus=tiny_corpus, index=tmp_path / "none")
+    assert_user_error(result, str(missing))
+
+
+@pytest.mark.parametrize("k", ["0", "51"])
+def test_k_out_of_range(tmp_path, tiny_corpus, k):
+    result = run_qa("ask", MEMORANDA, "-k", k, cwd=tmp_path, corpus=tiny_corpus, index=tmp_path / "none")
+    assert_user_error(result, "k", k)
+
+
+# ----------------------------------------------------------------------- status
+
+
+@pytest.mark.model
+def test_status_ready_then_stale(real_index, tmp_path):
+    result = run_real(real_index, tmp_path, "status")
+    assert result.returncode == 0, result.stderr
+    summary = real_index.summary
+    assert "ready" in result.stdout
+    assert f"{summary.articles} articles" in result.stdout
+    assert f"{summary.chunks} passages" in result.stdout
+
+    # A copy of the corpus, so the shared fixture stays as built.
+    corpus = tmp_path / "corpus-copy"
+    shutil.copytree(real_index.corpus_dir, corpus)
+    article = corpus / "kunshan-high-tech-zone-safety.txt"
+    os.utime(article)  # touched, same bytes: the index still matches
+    assert run_real(real_index, tmp_path, "status", corpus=corpus).returncode == 0
+
+    with open(article, "a", encoding="utf-8") as out:
+        out.write("\n补充一句新的内容。\n")
+    result = run_real(real_index, tmp_path, "status", corpus=corpus)
+    assert result.returncode != 0
+    assert "stale" in result.stdout
+    assert "kunshan-high-tech-zone-safety.txt" in result.stdout and "qa build" in result.stdout
+
+    as_json = json.loads(run_real(real_index, tmp_path, "status", "--json", corpus=corpus).stdout)
+    assert as_json["state"] == "stale"
+    assert as_json["changes"] == ["~kunshan-high-tech-zone-safety.txt"]
+
+
+# -------------------------------------------------------------------------- ask
+
+
+@pytest.mark.model
+def test_ask_json(real_index, tmp_path):
+    result = run_real(real_index, tmp_path, "ask", MEMORANDA, "--json", "-k", "3")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["found"] is True
+    assert len(payload["passages"]) == 3
+    for passage in payload["passages"]:
+        assert {"text", "score", "title", "source", "start", "end", "citation"} <= passage.keys()
+        assert isinstance(passage["score"], float)
+        assert passage["end"] - passage["start"] == len(passage["text"])
+    first = payload["passages"][0]
+    assert "81份" in first["text"]
+    assert first["source"] == "knowledge-city-new-productive-forces-2024.txt"
+    assert first["citation"].startswith("《") and first["source"] in first["citation"]
+
+
+@pytest.mark.model
+def test_ask_plain(real_index, tmp_path):
+    result = run_real(real_index, tmp_path, "ask", MEMORANDA, "-k", "2")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "[1] 《" in out and "[2] 《" in out and "[3]" not in out
+    assert "knowledge-city-new-productive-forces-2024.txt" in out and "¶" in out
+    # Not a terminal: the answering sentence is wrapped in 【】.
+    start = out.index("【")
+    highlight = out[start + 1 : out.index("】", start)]
+    assert "81份合作備忘錄" in highlight
+    assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------- eval
+
+
+@pytest.fixture
+def tiny_questions(tmp_path) -> Path:
+    records = [
+        # Answered by the first passage (81份合作備忘錄, in traditional script).
+        {"id": "t1", "lang": "zh-Hans", "q": MEMORANDA, "gold": ["81份合作备忘录"]},
+        # A real question whose gold string occurs nowhere in the corpus: never matched.
+        {"id": "t2", "lang": "zh-Hans", "q": "网格工作站一共发现了多少处隐患？", "gold": ["这串字不在任何文章里"]},
+        {"id": "t3", "lang": "zh-Hans", "q": "今天北京的天气怎么样？", "gold": [], "unanswerable": True},
+    ]
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.model
+def test_eval_prints_every_mode(real_index, tmp_path, tiny_questions):
+    result = run_real(real_index, tmp_path, "eval", str(tiny_questions))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("3 questions")
+    for mode in ("hybrid", "dense", "lexical"):
+        line = next(line for line in lines if line.startswith(mode))
+        for label in ("R@1", "R@5", "MRR@10", "unanswerable reported", "answerable missed"):
+            assert label in line, (label, line)
+    hybrid = next(line for line in lines if line.startswith("hybrid"))
+    assert "R@1 0.500" in hybrid and "R@5 0.500" in hybrid and "MRR@10 0.500" in hybrid
+    assert "unanswerable reported 1.00" in hybrid
+
+
+@pytest.mark.model
+def test_eval_json_numbers_by_hand(real_index, tmp_path, tiny_questions):
+    result = run_real(real_index, tmp_path, "eval", str(tiny_questions), "--json", "--mode", "hybrid")
+    assert result.returncode == 0, result.stderr
+    (metrics,) = json.loads(result.stdout)
+    # t1 answered at rank 1, t2 never: R@1 = R@5 = MRR@10 = (1 + 0) / 2.
+    assert metrics["mode"] == "hybrid"
+    assert metrics["answerable"] == 2 and metrics["unanswerable"] == 1
+    assert metrics["recall_at_1"] == pytest.approx(0.5)
+    assert metrics["recall_at_5"] == pytest.approx(0.5)
+    assert metrics["mrr_at_10"] == pytest.approx(0.5)
+    assert metrics["unanswerable_reported"] == pytest.approx(1.0)  # the weather question
+    assert metrics["answerable_missed"] == pytest.approx(0.0)  # both real questions are found
