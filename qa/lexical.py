@@ -26,6 +26,7 @@ import numpy as np
 
 from qa.errors import IndexCorruptError, StaleIndexError
 from qa.normalize import CJK_CHAR_CLASS, match_form, strip_pinyin
+from qa.translate import english_question_terms
 
 __all__ = ["LexicalIndex", "TOKENIZER_VERSION", "query_terms", "tokenize"]
 
@@ -180,6 +181,11 @@ _PHRASING_WORDS = frozenset(
 )
 
 
+def has_han(text: str) -> bool:
+    """Whether `text` contains Chinese characters (else it is taken as English)."""
+    return bool(re.search(f"[{CJK_CHAR_CLASS}]", text))
+
+
 def content_words(question: str) -> list[str]:
     """The words of a question that name what it is about (jieba words, matching form).
 
@@ -268,26 +274,46 @@ class LexicalIndex:
             return 0.0
         return sum(len(term) for term in terms if term in vocab) / total
 
-    def unknown_share(self, question: str) -> float:
-        """Share of the question's content words (by length) that occur nowhere in the texts.
-
-        A question whose topic words (预算, 天气, GDP) the articles never use cannot be
-        answered from them, however close its embedding comes to some passage. A
-        word counts as present when it, or every character bigram of it, is indexed.
-        """
+    def contains(self, word: str) -> bool:
+        """Whether `word` occurs in the indexed texts: as a token, or (for Chinese words
+        jieba cut differently) as a run of indexed character bigrams."""
         vocab = getattr(self._bm25, "vocab_dict", None) or {}
+        form = match_form(word)
+        if form in vocab:
+            return True
+        if form.isascii() or len(form) < 2:
+            return False
+        return all(form[i : i + 2] in vocab for i in range(len(form) - 1))
+
+    def unknown_share(self, question: str) -> float:
+        """Share of the question's content words that occur nowhere in the texts.
+
+        A question whose topic words (预算, 天气, GDP; router, weather) the articles
+        never use cannot be answered from them, however close its embedding comes to
+        some passage. Chinese words count by length; an English word counts as known
+        when one of its dictionary translations occurs (words the dictionary does
+        not know, such as romanised names, count neither way).
+        """
+        if not has_han(question):
+            verdicts = [
+                any(self.contains(c) for c in t.chinese if len(c) >= 2 or c.isdigit())
+                for t in english_question_terms(question)
+                if t.chinese
+            ]
+            return verdicts.count(False) / len(verdicts) if verdicts else 0.0
         words = content_words(question)
         total = sum(len(word) for word in words)
         if not total:
             return 0.0
+        return sum(len(word) for word in words if not self.contains(word)) / total
 
-        def present(word: str) -> bool:
-            if word in vocab:
-                return True
-            bigrams = [word[i : i + 2] for i in range(len(word) - 1)]
-            return not word.isascii() and bool(bigrams) and all(b in vocab for b in bigrams)
-
-        return sum(len(word) for word in words if not present(word)) / total
+    def cross_language_query(self, question: str) -> str:
+        """For an English question, the Chinese translations of its words that occur in
+        the texts, as a query BM25 can score; "" when none do."""
+        terms = []
+        for translation in english_question_terms(question):
+            terms += [c for c in translation.chinese if (len(c) >= 2 or c.isdigit()) and self.contains(c)]
+        return " ".join(dict.fromkeys(terms))
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for `query` (zeros where nothing matches)."""

@@ -13,7 +13,7 @@ from qa.answer_type import expected_answer, sentence_fits
 from qa.errors import QuestionError
 from qa.highlight import term_coverage
 from qa.index import SearchIndex, load_index
-from qa.lexical import query_terms
+from qa.lexical import has_han, query_terms
 from qa.normalize import match_form
 from qa.schema import Chunk, Hit
 from qa.settings import Settings
@@ -36,6 +36,7 @@ ANSWER_TYPE_BONUS = 0.03
 # the paragraph holds details the summary dropped.
 DUPLICATE_CONTAINMENT = 0.9
 DUPLICATE_JACCARD = 0.6
+ENGLISH_LEXICAL_WEIGHT = 0.5
 # Weight of the best sentence's similarity against the term coverage when choosing
 # the answering sentence. E5 cosines sit in a narrow band, so they are centred first.
 SENTENCE_SIMILARITY_WEIGHT = 4.0
@@ -112,26 +113,24 @@ class Retriever:
         n = len(self.index.chunks)
         if n == 0:
             return []
-        terms = query_terms(question)
+        # An English question is matched against the Chinese text through its words'
+        # dictionary translations (see qa/translate.py).
+        lexical_query = question if has_han(question) else self.index.lexical.cross_language_query(question)
+        terms = query_terms(lexical_query)
         # The dense side always runs: it picks the answering sentence and `answer`
         # judges relevance on it, whichever ranking orders the passages.
-        query_vector = self.encoder.encode_queries([question])[0]
-        passage_sim = self.index.vectors.all_scores(query_vector)
-        sentence_sim = self.index.sentence_vectors.all_scores(query_vector)
+        passage_sim, sentence_sim = self._dense_similarities(question)
         best_sentence_sim = np.full(n, -1.0, dtype=np.float32)
         np.maximum.at(best_sentence_sim, self.index.sentences.chunk, sentence_sim)
         dense = (passage_sim + np.maximum(best_sentence_sim, passage_sim)) / 2
-        lexical = self.index.lexical.scores(question)
+        lexical = self.index.lexical.scores(lexical_query)
 
         if mode == "dense":
             fused = dense.astype(np.float64)
         elif mode == "lexical":
             fused = lexical.astype(np.float64)
         else:
-            # BM25 counts only as much as the question's terms occur in the articles at
-            # all: an English question shares a year with the text at most, and that
-            # lone match must not outvote the embedding.
-            fused = rrf([dense, lexical], [1.0, self.index.lexical.known_share(terms)])
+            fused = rrf([dense, lexical], [1.0, self._lexical_weight(question, terms)])
         candidates = [int(row) for row in np.argsort(-fused, kind="stable")[:POOL]]
         if mode == "lexical":
             candidates = [row for row in candidates if lexical[row] > 0]
@@ -140,9 +139,9 @@ class Retriever:
         scored = []
         for row in candidates:
             sentence = self._answering_sentence(row, sentence_sim, terms)
-            score = float(fused[row])
+            score = float(fused[row])  # a plain float: numpy scalars leak into JSON and Hit
             if mode == "hybrid" and wanted and sentence is not None and sentence_fits(wanted, self._sentence_text[sentence]):
-                score += ANSWER_TYPE_BONUS * (fused[candidates[0]] or 1.0)
+                score += ANSWER_TYPE_BONUS * float(fused[candidates[0]] or 1.0)
             scored.append((score, row, sentence))
         scored.sort(key=lambda item: -item[0])
 
@@ -155,10 +154,29 @@ class Retriever:
                 break
         return picked
 
+    def _dense_similarities(self, question: str) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine of the question with every passage and every sentence.
+
+        Embedded as typed: embedding both sides in simplified script, or the question
+        in both scripts, was measured and lost (see README, "What the embedding sees").
+        """
+        query = self.encoder.encode_queries([question])[0]
+        return self.index.vectors.all_scores(query), self.index.sentence_vectors.all_scores(query)
+
+    def _lexical_weight(self, question: str, terms: list[str]) -> float:
+        # BM25 counts only as much as the question's terms occur in the articles at
+        # all; translated English terms are ambiguous (city -> 城市, 市, 城池), so they
+        # count for half.
+        if has_han(question):
+            return self.index.lexical.known_share(terms)
+        return ENGLISH_LEXICAL_WEIGHT * (1.0 - self.index.lexical.unknown_share(question))
+
     def _answering_sentence(self, row: int, sentence_sim: np.ndarray, terms: list[str]) -> int | None:
         """The sentence of passage `row` that best answers: similar to the question and
-        holding its terms (the terms pin down names and numbers, the similarity carries
-        English questions, whose terms never occur in Chinese text)."""
+        holding its terms (they pin down names and numbers; the similarity carries
+        English questions, whose terms never occur in Chinese text). Preferring
+        sentences of the expected answer type here was measured: no better
+        highlights, worse ranking."""
         sentences = self._sentences_of[row]
         if not sentences:
             return None

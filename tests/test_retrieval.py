@@ -177,23 +177,18 @@ UNRELATED = [
     "Who wrote Pride and Prejudice?",
     "What is the capital of Australia?",
 ]
-# Measured wrongly judged relevant (English dense score 0.78-0.81 against the
-# 0.77 threshold): generic "How do I ..."/"What's the weather" questions land on
-# the articles' own rhetorical questions (如何開放式創新...？).
-UNRELATED_JUDGED_RELEVANT = [
+# These once passed as relevant on their dense score alone (0.78-0.81, as high as
+# answerable English questions); their topic words (fried rice, weather, London,
+# bitcoin) are what the articles never mention.
+UNRELATED += [
     "How do I make fried rice?",
     "What's the weather like in London tomorrow?",
+    "What is the price of Bitcoin today?",
+    "How do I bake bread at home?",
 ]
 
 
-@pytest.mark.parametrize(
-    "question",
-    UNRELATED
-    + [
-        pytest.param(q, marks=pytest.mark.xfail(reason="English relevance threshold lets it through", strict=False))
-        for q in UNRELATED_JUDGED_RELEVANT
-    ],
-)
+@pytest.mark.parametrize("question", UNRELATED)
 def test_questions_far_from_the_articles_are_not_found(real_index, question):
     result = qa.answer(question, settings=real_index.settings)
 

