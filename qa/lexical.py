@@ -296,7 +296,7 @@ class LexicalIndex:
         """
         if not has_han(question):
             verdicts = [
-                any(self.contains(c) for c in t.chinese if len(c) >= 2 or c.isdigit())
+                any(self._contains_translation(c) for c in t.chinese)
                 for t in english_question_terms(question)
                 if t.chinese
             ]
@@ -306,6 +306,12 @@ class LexicalIndex:
         if not total:
             return 0.0
         return sum(len(word) for word in words if not self.contains(word)) / total
+
+    def _contains_translation(self, candidate: str) -> bool:
+        # Single characters are too ambiguous to count (城 "city", 市 "market").
+        # Counting a compound by its parts (广告宣传 by 宣传) was tried and dropped:
+        # 澳大利亚 "Australia" then matched 粤港澳大湾区.
+        return (candidate.isdigit() or len(candidate) >= 2) and self.contains(candidate)
 
     def cross_language_query(self, question: str) -> str:
         """For an English question, the Chinese translations of its words that occur in

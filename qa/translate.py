@@ -133,7 +133,8 @@ def english_question_terms(question: str) -> list[Translation]:
     candidates; numbers are kept as they are, since articles write them in digits.
     """
     exact, _ = _tables()
-    text = re.sub(r"['’]s\b", "", question.lower())
+    # "Knowledge City's" -> "knowledge city"; "high-tech" -> "high tech" (a dictionary phrase).
+    text = re.sub(r"['’]s\b", "", question.lower()).replace("-", " ")
     words = [w for w in _WORD.findall(text) if w not in _STOPWORDS]
     terms: list[Translation] = []
     index = 0
