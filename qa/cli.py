@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,13 @@ from qa.settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.load(corpus_dir=args.corpus, index_dir=args.index, embed_model=args.model)
+    return Settings.load(
+        corpus_dir=args.corpus,
+        index_dir=args.index,
+        embed_model=args.model,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -33,8 +38,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     result = answer(args.question, args.k, mode=args.mode, show_unrelated=args.all, settings=_settings(args))
     if args.json:
-        payload = {"found": result.found, "message": result.message, "passages": [h.to_dict() for h in result.passages]}
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return 0
     if not result.found:
         print(result.message)
@@ -91,7 +95,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from qa.web import serve
 
-    serve(_settings(args), host=args.host, port=args.port, build_if_needed=True)
+    serve(_settings(args), build_if_needed=True)
     return 0
 
 
@@ -130,8 +134,8 @@ def make_parser() -> argparse.ArgumentParser:
     evaluation.set_defaults(run=cmd_eval)
 
     serve = commands.add_parser("serve", help="start the web chat (builds the index first if needed)")
-    serve.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("QA_PORT", "7860")))
+    serve.add_argument("--host", help="address to listen on (default: $QA_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: $QA_PORT or 7860)")
     serve.set_defaults(run=cmd_serve)
     return parser
 
@@ -140,10 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.run(args)
-    except QAError as error:
-        print(f"qa: error: {error}", file=sys.stderr)
-        return 2
-    except ValueError as error:  # bad argument values (k out of range, bad setting)
+    except QAError as error:  # a user's mistake or a fixable state: one line, no traceback
         print(f"qa: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

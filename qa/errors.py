@@ -29,3 +29,11 @@ class CorpusError(QAError):
 
 class ModelError(QAError):
     """The embedding model cannot be found, converted or loaded."""
+
+
+class SettingsError(QAError, ValueError):
+    """A setting or argument has a value outside what it allows (k, chunk size, port, ...)."""
+
+
+class IndexWriteError(QAError):
+    """The index folder cannot be written, or another build is writing it."""

@@ -57,11 +57,14 @@ def _clauses(text: str, start: int, end: int, offset: int) -> list[Span]:
     return pieces
 
 
-def term_coverage(terms: list[str], text: str) -> float:
-    """Share of the question's terms (weighted by length) found in `text`'s matching form."""
+def term_coverage(terms: list[str], text: str, form: str | None = None) -> float:
+    """Share of the question's terms (weighted by length) found in `text`'s matching form.
+
+    `form` is `match_form(text)` when the caller has it already (it costs an OpenCC pass).
+    """
     if not terms:
         return 0.0
-    form = match_form(text)
+    form = match_form(text) if form is None else form
     total = sum(len(term) for term in terms)
     found = sum(len(term) for term in terms if term in form)
     return found / total

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ import numpy as np
 
 from qa.chunking import chunk_corpus
 from qa.corpus import article_files, load_corpus
-from qa.errors import IndexCorruptError, IndexNotFoundError, StaleIndexError
+from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, IndexWriteError, StaleIndexError
 from qa.highlight import sentence_spans
 from qa.lexical import LexicalIndex
 from qa.schema import Chunk
@@ -138,7 +139,7 @@ def build_index(
     Example:
         >>> from qa import build_index
         >>> print(build_index())  # doctest: +SKIP
-        indexed 4 articles as 61 passages ...
+        indexed 4 articles as 70 passages ...
     """
     settings = settings or Settings.load()
     say = log or (lambda message: None)
@@ -207,10 +208,37 @@ def _encode_in_batches(encoder, texts: list[str], progress: bool, batch_size: in
 
 
 def _write_atomically(index_dir: Path, index: SearchIndex) -> None:
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = index_dir.with_name(f".{index_dir.name}.building-{os.getpid()}")
-    if staging.exists():
-        shutil.rmtree(staging)
+    """Write `index` beside `index_dir` and swap it in; the old index survives any failure.
+
+    Raises:
+        IndexWriteError: the folder cannot be written, or another build holds it.
+    """
+    try:
+        index_dir.parent.mkdir(parents=True, exist_ok=True)
+        with _build_lock(index_dir):
+            restore_interrupted_swap(index_dir)
+            # Folders of builds that were killed half-way; none is live, we hold the lock.
+            for leftover in index_dir.parent.glob(f".{index_dir.name}.building-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+            staging = index_dir.with_name(f".{index_dir.name}.building-{os.getpid()}")
+            try:
+                _write_files(staging, index)
+                retired = index_dir.with_name(f".{index_dir.name}.old-{os.getpid()}")
+                if index_dir.exists():
+                    os.replace(index_dir, retired)
+                os.replace(staging, index_dir)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            for old in index_dir.parent.glob(f".{index_dir.name}.old-*"):
+                shutil.rmtree(old, ignore_errors=True)
+    except OSError as error:
+        raise IndexWriteError(
+            f"cannot write the index to {index_dir}: {error.strerror or error}; "
+            f"set QA_INDEX_DIR to a writable folder (the previous index, if any, is unchanged)"
+        ) from error
+
+
+def _write_files(staging: Path, index: SearchIndex) -> None:
     staging.mkdir()
     with open(staging / CHUNKS, "w", encoding="utf-8") as out:
         for chunk in index.chunks:
@@ -222,14 +250,29 @@ def _write_atomically(index_dir: Path, index: SearchIndex) -> None:
     # The manifest goes last: a folder without one was never finished.
     (staging / MANIFEST).write_text(json.dumps(index.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
 
-    retired = index_dir.with_name(f".{index_dir.name}.old-{os.getpid()}")
+
+@contextmanager
+def _build_lock(index_dir: Path):
+    """One build of a folder at a time (`qa build` while `qa serve` rebuilds, say)."""
+    import fcntl
+
+    with open(index_dir.with_name(f".{index_dir.name}.lock"), "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexWriteError(
+                f"another build of {index_dir} is running; wait for it to finish, then try again"
+            ) from None
+        yield
+
+
+def restore_interrupted_swap(index_dir: Path) -> None:
+    """Put the previous index back if a build was killed between its two renames."""
     if index_dir.exists():
-        os.replace(index_dir, retired)
-    os.replace(staging, index_dir)
-    shutil.rmtree(retired, ignore_errors=True)
-    # Folders left by builds that were killed half-way.
-    for leftover in index_dir.parent.glob(f".{index_dir.name}.building-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+        return
+    retired = sorted(index_dir.parent.glob(f".{index_dir.name}.old-*"))
+    if retired and (retired[-1] / MANIFEST).exists():
+        os.replace(retired[-1], index_dir)
 
 
 # Loaded indexes, keyed by folder; reloaded when the manifest changes (a rebuild).
@@ -251,6 +294,8 @@ def load_index(settings: Settings | None = None, *, check_corpus: bool = True) -
     settings = settings or Settings.load()
     index_dir = Path(settings.index_dir)
     manifest_path = index_dir / MANIFEST
+    if not manifest_path.exists():
+        restore_interrupted_swap(index_dir)
     if not manifest_path.exists():
         if index_dir.exists() and any(index_dir.iterdir()):
             raise IndexCorruptError(
@@ -318,8 +363,8 @@ def corpus_changes(manifest: dict, settings: Settings) -> list[str]:
     corpus_dir = Path(settings.corpus_dir)
     try:
         files = article_files(corpus_dir)
-    except Exception:
-        files = []
+    except CorpusError:
+        files = []  # a missing or empty corpus folder: every article reads as removed
     now = {}
     for path in files:
         try:

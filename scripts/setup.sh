@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a virtual environment in .venv with everything the project and its tests need.
-# Idempotent: running it again only installs what is missing.
+# Safe to run again: pip finds everything installed and changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

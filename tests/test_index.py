@@ -109,7 +109,7 @@ def test_interrupted_build_keeps_the_previous_index(built, fake_encoder, monkeyp
     assert load_index(built).chunks
     monkeypatch.undo()
     build_index(built, encoder=fake_encoder)  # the next build cleans up and succeeds
-    leftovers = list(built.index_dir.parent.glob(".index.*"))
+    leftovers = [p.name for p in built.index_dir.parent.glob(".index.*") if not p.name.endswith(".lock")]
     assert leftovers == []
 
 
@@ -133,3 +133,45 @@ def test_vector_store_matches_exact_numpy_top_k(fake_encoder):
     expected = np.argsort(-(vectors @ query))[:10]
     assert [row for row, _ in store.search(query, 10)] == list(expected)
     assert np.allclose(store.all_scores(query), vectors @ query, atol=1e-5)
+
+
+def test_build_killed_between_its_two_renames_is_recovered(built):
+    # The old index was moved aside and the new one never moved in.
+    index_dir = built.index_dir
+    aside = index_dir.with_name(".index.old-12345")
+    index_dir.rename(aside)
+    assert load_index(built).chunks  # put back, not "no index"
+    assert index_dir.exists() and not aside.exists()
+
+
+def test_second_build_while_one_runs_is_refused(built, fake_encoder):
+    import fcntl
+
+    from qa.errors import IndexWriteError
+
+    with open(built.index_dir.with_name(".index.lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(IndexWriteError, match="another build"):
+            build_index(built, encoder=fake_encoder)
+    assert load_index(built).chunks
+
+
+def test_unwritable_index_folder_is_a_clear_error(tmp_path, corpus, fake_encoder):
+    from qa.errors import IndexWriteError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    settings = Settings.load(corpus_dir=corpus, index_dir=blocker / "index", embed_model="fake")
+    with pytest.raises(IndexWriteError, match="QA_INDEX_DIR"):
+        build_index(settings, encoder=fake_encoder)
+
+
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [("top_k", 0, "top_k must be between 1 and 50"), ("chunk_size", 5, "chunk_size"), ("embed_context", "titel", "one of none")],
+)
+def test_bad_settings_are_named(setting, value, message):
+    from qa.errors import SettingsError
+
+    with pytest.raises(SettingsError, match=message):
+        Settings.load(**{setting: value})

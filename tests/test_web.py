@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 import shutil
 import socket
 from pathlib import Path
@@ -227,7 +228,7 @@ def test_chat_in_a_real_browser(tiny, tmp_path):
         pytest.skip("Chromium not found (apt-get install chromium, or set QA_CHROMIUM)")
     settings, retriever = tiny
     port = _free_port()
-    app = web.serve(settings, host="127.0.0.1", port=port, retriever=retriever, block=False)
+    app = web.serve(replace(settings, port=port), retriever=retriever, block=False)
     try:
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
