@@ -44,7 +44,7 @@ def question_language(question: str) -> str:
 
 def is_relevant(question: str, best: Ranked, unknown_share: float) -> bool:
     """Whether the best passage is evidence of an answer (see the constants above)."""
-    dense = best.dense if best.dense is not None else 0.0
+    dense = best.dense
     if question_language(question) == "en":
         return dense >= MIN_DENSE_ENGLISH and unknown_share <= MAX_UNKNOWN_SHARE_ENGLISH
     return dense >= MIN_DENSE_CHINESE and unknown_share <= MAX_UNKNOWN_SHARE_CHINESE
@@ -89,7 +89,7 @@ def answer(
         found=found,
         passages=hits,
         message=message,
-        markdown=to_markdown(question, found, hits, message),
+        markdown=to_markdown(found, hits, message),
     )
 
 
@@ -101,7 +101,7 @@ def highlighted(hit: Hit, open_mark: str = "**", close_mark: str = "**") -> str:
     return hit.text[:start] + open_mark + hit.text[start:end] + close_mark + hit.text[end:]
 
 
-def to_markdown(question: str, found: bool, hits: list[Hit], message: str) -> str:
+def to_markdown(found: bool, hits: list[Hit], message: str) -> str:
     """Markdown for the chat: numbered passages, the answering sentence in `<mark>`, a citation under each.
 
     Article text is escaped, so nothing in an article is taken as Markdown or HTML.

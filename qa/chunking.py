@@ -22,6 +22,7 @@ SEPARATORS = [
 
 
 def make_splitter(chunk_size: int, chunk_overlap: int) -> RecursiveCharacterTextSplitter:
+    """A splitter that cuts at paragraphs, then sentence ends, then clauses (see SEPARATORS)."""
     if chunk_size < 20:
         raise ValueError(f"chunk_size must be at least 20 characters, got {chunk_size}")
     if not 0 <= chunk_overlap < chunk_size:
@@ -68,4 +69,5 @@ def chunk_article(article: Article, chunk_size: int, chunk_overlap: int = 0) -> 
 
 
 def chunk_corpus(articles: list[Article], chunk_size: int, chunk_overlap: int = 0) -> list[Chunk]:
+    """Chunks of every article, in corpus order (see `chunk_article`)."""
     return [chunk for article in articles for chunk in chunk_article(article, chunk_size, chunk_overlap)]

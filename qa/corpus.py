@@ -11,7 +11,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from qa.clean import SENTENCE_END, clean_text
+from qa.clean import BYLINE_MARKS, SENTENCE_END, clean_text
 from qa.errors import CorpusError
 from qa.schema import Article
 
@@ -110,7 +110,7 @@ def guess_title(text: str, path: Path) -> str:
     """The first short paragraph that reads like a headline, else the file name."""
     for paragraph in text.split("\n")[:6]:
         candidate = paragraph.strip()
-        if not candidate or candidate.startswith(("▶", "►", "●")):
+        if not candidate or candidate.startswith(BYLINE_MARKS):
             continue  # bylines ("▶ 本报记者 ...")
         if len(candidate) <= 40 and candidate[-1] not in SENTENCE_END + "，,":
             return candidate
@@ -119,6 +119,7 @@ def guess_title(text: str, path: Path) -> str:
 
 
 def guess_date(text: str) -> str:
+    """The first `YYYY年M月D日` near the start of the text, as YYYY-MM-DD, or ""."""
     match = _DATE.search(text[:600])
     if not match:
         return ""

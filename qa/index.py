@@ -103,6 +103,7 @@ def context_prefix(chunk: Chunk, context: str) -> str:
 
 
 def split_sentences(chunks: list[Chunk]) -> SentenceTable:
+    """Every sentence of every chunk, with article offsets (see `qa.highlight.sentence_spans`)."""
     rows, starts, ends = [], [], []
     for row, chunk in enumerate(chunks):
         for span in sentence_spans(chunk.text, chunk.start):
@@ -378,6 +379,7 @@ def corpus_changes(manifest: dict, settings: Settings) -> list[str]:
 
 
 def check_fresh(manifest: dict, settings: Settings) -> None:
+    """Raise StaleIndexError when articles were added, removed or changed since the build."""
     changes = corpus_changes(manifest, settings)
     if changes:
         shown = ", ".join(changes[:3]) + (" ..." if len(changes) > 3 else "")

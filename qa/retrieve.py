@@ -48,8 +48,8 @@ class Ranked:
 
     row: int
     score: float
-    dense: float | None  # mean of the passage's and its best sentence's cosine
-    lexical: float | None  # BM25
+    dense: float  # mean of the passage's and its best sentence's cosine
+    lexical: float  # BM25 (0 when the question shares no term with the passage)
     sentence: int | None  # row in the sentence table of the answering sentence
 
 

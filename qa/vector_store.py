@@ -57,10 +57,12 @@ class VectorStore:
         return scores
 
     def save(self, path: Path) -> None:
+        """Write the index to the file `path`."""
         faiss.write_index(self._index, str(path))
 
     @classmethod
     def load(cls, path: Path) -> "VectorStore":
+        """Read a file written by `save`; IndexCorruptError if it is missing or damaged."""
         path = Path(path)
         try:
             index = faiss.read_index(str(path))
