@@ -50,6 +50,11 @@ def is_relevant(question: str, best: Ranked, unknown_share: float) -> bool:
     return dense >= MIN_DENSE_CHINESE and unknown_share <= MAX_UNKNOWN_SHARE_CHINESE
 
 
+def judge(question: str, ranked: list[Ranked], retriever: Retriever) -> bool:
+    """Whether a ranking for `question` answers it: its best passage is relevant."""
+    return bool(ranked) and is_relevant(question, ranked[0], retriever.index.lexical.unknown_share(question))
+
+
 def answer(
     question: str,
     k: int | None = None,
@@ -80,7 +85,7 @@ def answer(
     k = validate_k(k if k is not None else settings.top_k)
     retriever = retriever or get_retriever(settings)
     ranked = retriever.rank(question, k, mode)
-    found = bool(ranked) and is_relevant(question, ranked[0], retriever.index.lexical.unknown_share(question))
+    found = judge(question, ranked, retriever)
     hits = retriever.to_hits(ranked, mode) if (found or show_unrelated) else []
     language = question_language(question)
     message = "" if found else _NOT_FOUND[language]

@@ -125,12 +125,13 @@ def compute_metrics(results: list[QuestionResult], mode: str) -> Metrics:
 
 def evaluate(questions: list[Question], retriever, mode: str = "hybrid") -> tuple[Metrics, list[QuestionResult]]:
     """Run every question through `retriever` in `mode` and score the rankings."""
-    from qa.answer import answer
+    from qa.answer import judge
 
     results = []
     for question in questions:
+        # One ranking serves both the metrics and the found/not-found verdict.
         ranked = retriever.rank(question.question, DEPTH, mode)
         passages = [retriever.index.chunks[r.row].text for r in ranked]
-        verdict = answer(question.question, 1, mode=mode, retriever=retriever)
-        results.append(QuestionResult(question, first_answer_rank(passages, question.gold), verdict.found))
+        found = judge(question.question, ranked, retriever)
+        results.append(QuestionResult(question, first_answer_rank(passages, question.gold), found))
     return compute_metrics(results, mode), results

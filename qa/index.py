@@ -356,6 +356,9 @@ def check_settings(manifest: dict, settings: Settings) -> None:
         )
 
 
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
 def corpus_changes(manifest: dict, settings: Settings) -> list[str]:
     """Articles added, removed or changed since the index was built ("+a.txt", "-b.txt", "~c.txt")."""
     import hashlib
@@ -368,10 +371,17 @@ def corpus_changes(manifest: dict, settings: Settings) -> list[str]:
         files = []  # a missing or empty corpus folder: every article reads as removed
     now = {}
     for path in files:
+        source = path.relative_to(corpus_dir).as_posix()
         try:
-            now[path.relative_to(corpus_dir).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+            stat = path.stat()
+            # This runs on every question; a file whose size and time are unchanged
+            # keeps the hash it had, so only edited files are read again.
+            key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+            if key not in _HASHES:
+                _HASHES[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+            now[source] = _HASHES[key]
         except OSError:
-            now[path.relative_to(corpus_dir).as_posix()] = "unreadable"
+            now[source] = "unreadable"
     changes = [f"+{s}" for s in sorted(now.keys() - built.keys())]
     changes += [f"-{s}" for s in sorted(built.keys() - now.keys())]
     changes += [f"~{s}" for s in sorted(now.keys() & built.keys()) if now[s] != built[s]]
