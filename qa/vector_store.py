@@ -1,13 +1,15 @@
-"""Store and search passage vectors with FAISS (inner product on L2-normalised vectors).
+"""Store and search vectors: the `VectorStore` contract and its FAISS implementation.
 
-The only module that imports faiss. Exact search (IndexFlatIP): a news corpus of
-thousands of passages searches in well under a millisecond, and exact results
-keep evaluation honest; an approximate index can replace it behind this interface.
+The only module that imports faiss. Vectors are L2-normalised, so inner product is
+cosine. Exact search (IndexFlatIP) keeps evaluation honest and is fast at the sizes
+one newsroom archive reaches; an approximate index or a Milvus collection can stand
+behind the same contract.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -19,8 +21,43 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("faiss is not installed; run `pip install faiss-cpu`") from error
 
 
-class VectorStore:
-    """Exact inner-product search over float32 vectors."""
+@runtime_checkable
+class VectorStore(Protocol):
+    """What retrieval needs from a vector store. Row ids are 0..len-1 in insertion order."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def add(self, vectors: np.ndarray) -> None:
+        """Append vectors of shape (n, dimension); row i gets id len(self)+i."""
+
+    def search(self, vectors: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `n` nearest rows to each query vector, best first.
+
+        Returns (ids, scores), each of shape (queries, min(n, len)); scores are inner products.
+        """
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of rows `ids`, shape (len(ids), dimension)."""
+
+    def save(self, path: Path) -> None:
+        """Write the store to the file `path`."""
+
+
+def as_matrix(vectors: np.ndarray, dimension: int) -> np.ndarray:
+    """`vectors` as a C-contiguous float32 (n, dimension) array, or ValueError."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors.reshape(1, -1)
+    if vectors.ndim != 2 or vectors.shape[1] != dimension:
+        raise ValueError(f"expected vectors of shape (n, {dimension}), got {vectors.shape}")
+    return vectors
+
+
+class FaissStore:
+    """Exact inner-product search over float32 vectors (FAISS IndexFlatIP)."""
 
     def __init__(self, dimension: int):
         if dimension <= 0:
@@ -35,41 +72,34 @@ class VectorStore:
         return self._index.ntotal
 
     def add(self, vectors: np.ndarray) -> None:
-        """Append vectors (n, dimension); row i gets id len(self)+i."""
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
-            raise ValueError(f"expected vectors of shape (n, {self.dimension}), got {vectors.shape}")
-        self._index.add(vectors)
+        self._index.add(as_matrix(vectors, self.dimension))
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The k nearest rows to one query vector, best first, as (row id, inner product)."""
-        if len(self) == 0 or k <= 0:
-            return []
-        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-        scores, ids = self._index.search(query, min(k, len(self)))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    def search(self, vectors: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = as_matrix(vectors, self.dimension)
+        n = min(n, len(self))
+        if n <= 0:
+            empty = np.zeros((len(queries), 0))
+            return empty.astype(np.int64), empty.astype(np.float32)
+        scores, ids = self._index.search(queries, n)
+        return ids, scores
 
-    def all_scores(self, query: np.ndarray) -> np.ndarray:
-        """Inner product of the query with every stored row, in row order (for fusion)."""
-        scores = np.full(len(self), -1.0, dtype=np.float32)
-        for row, score in self.search(query, len(self)):
-            scores[row] = score
-        return scores
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._index.reconstruct_batch(ids)
 
     def save(self, path: Path) -> None:
-        """Write the index to the file `path`."""
         faiss.write_index(self._index, str(path))
 
     @classmethod
-    def load(cls, path: Path) -> "VectorStore":
+    def load(cls, path: Path) -> "FaissStore":
         """Read a file written by `save`; IndexCorruptError if it is missing or damaged."""
         path = Path(path)
         try:
             index = faiss.read_index(str(path))
         except Exception as error:  # faiss raises RuntimeError with a C++ message
-            raise IndexCorruptError(
-                f"cannot read the vector index {path}; rebuild it with `qa build`"
-            ) from error
+            raise IndexCorruptError(f"cannot read the vector index {path}; rebuild it with `qa build`") from error
         store = cls.__new__(cls)
         store._index = index
         return store

@@ -121,20 +121,6 @@ def test_unreadable_article_fails_the_build_and_keeps_the_index(built, corpus, f
     assert (built.index_dir / "manifest.json").read_text(encoding="utf-8") == before
 
 
-def test_vector_store_matches_exact_numpy_top_k(fake_encoder):
-    from qa.vector_store import VectorStore
-
-    rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((200, 16)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    store = VectorStore(16)
-    store.add(vectors)
-    query = vectors[7] + 0.1 * rng.standard_normal(16).astype(np.float32)
-    expected = np.argsort(-(vectors @ query))[:10]
-    assert [row for row, _ in store.search(query, 10)] == list(expected)
-    assert np.allclose(store.all_scores(query), vectors @ query, atol=1e-5)
-
-
 def test_build_killed_between_its_two_renames_is_recovered(built):
     # The old index was moved aside and the new one never moved in.
     index_dir = built.index_dir

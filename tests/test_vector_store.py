@@ -1,0 +1,104 @@
+"""The vector-store contract: every backend passes the same tests, with exact numpy top-k as
+the reference (a fake in-memory store here, FAISS in qa/vector_store.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.vector_store import FaissStore, VectorStore, as_matrix
+
+
+class NumpyStore:
+    """The simplest store that keeps the contract: a matrix and a full sort."""
+
+    def __init__(self, dimension: int):
+        self._rows = np.zeros((0, dimension), dtype=np.float32)
+
+    @property
+    def dimension(self) -> int:
+        return self._rows.shape[1]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, vectors):
+        self._rows = np.vstack([self._rows, as_matrix(vectors, self.dimension)])
+
+    def search(self, vectors, n):
+        scores = as_matrix(vectors, self.dimension) @ self._rows.T
+        ids = np.argsort(-scores, axis=1, kind="stable")[:, : min(n, len(self))]
+        return ids, np.take_along_axis(scores, ids, axis=1)
+
+    def vectors(self, ids):
+        return self._rows[np.asarray(ids, dtype=np.int64)]
+
+    def save(self, path: Path) -> None:
+        np.save(path, self._rows)
+
+    @classmethod
+    def load(cls, path: Path) -> "NumpyStore":
+        store = cls(1)
+        store._rows = np.load(path if str(path).endswith(".npy") else f"{path}.npy")
+        return store
+
+
+BACKENDS = [NumpyStore, FaissStore]
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[[7, 150]] + 0.1 * rng.standard_normal((2, 16)).astype(np.float32)
+    return vectors, queries
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.__name__)
+def test_search_returns_the_exact_top_n_for_each_query(backend, data):
+    vectors, queries = data
+    store = backend(16)
+    assert isinstance(store, VectorStore)
+    store.add(vectors[:100])
+    store.add(vectors[100:])  # ids continue across adds
+    ids, scores = store.search(queries, 10)
+    expected = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    assert ids.shape == scores.shape == (2, 10)
+    assert (ids == expected).all()
+    assert np.allclose(scores, np.take_along_axis(queries @ vectors.T, expected, axis=1), atol=1e-5)
+    assert ids[0, 0] == 7 and ids[1, 0] == 150
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.__name__)
+def test_stored_vectors_come_back_by_id_and_n_beyond_the_size_is_capped(backend, data):
+    vectors, queries = data
+    store = backend(16)
+    store.add(vectors[:5])
+    assert np.allclose(store.vectors(np.array([4, 0])), vectors[[4, 0]])
+    ids, _ = store.search(queries[0], 50)  # one query as a plain vector is fine too
+    assert ids.shape == (1, 5) and sorted(ids[0].tolist()) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="shape"):
+        store.add(np.zeros((2, 8), dtype=np.float32))
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.__name__)
+def test_a_saved_store_loads_with_the_same_answers(backend, data, tmp_path):
+    vectors, queries = data
+    store = backend(16)
+    store.add(vectors)
+    store.save(tmp_path / "store")
+    loaded = backend.load(tmp_path / "store")
+    assert len(loaded) == len(store) == 300
+    for a, b in zip(store.search(queries, 5), loaded.search(queries, 5)):
+        assert np.allclose(a, b)
+
+
+def test_a_damaged_faiss_file_is_reported_with_the_fix(tmp_path):
+    from qa.errors import IndexCorruptError
+
+    (tmp_path / "vectors.faiss").write_bytes(b"not an index")
+    with pytest.raises(IndexCorruptError, match="qa build"):
+        FaissStore.load(tmp_path / "vectors.faiss")
