@@ -254,13 +254,13 @@ class LexicalIndex:
         bm25.index(corpus_tokens, show_progress=False)
         return cls(bm25, len(corpus_tokens))
 
-    def _query_ids(self, query: str) -> list[int]:
+    def _term_ids(self, terms: Sequence[str]) -> list[int]:
         if self._bm25 is None:
             return []
         vocab = self._bm25.vocab_dict
         # Distinct terms only: a word jieba repeats (say 知识 as word and as bigram)
         # should not count twice in the question.
-        return [vocab[t] for t in query_terms(query) if t in vocab]
+        return [vocab[t] for t in dict.fromkeys(terms) if t in vocab]
 
     def known_share(self, terms: Sequence[str]) -> float:
         """Share of `terms` (weighted by length) that occur anywhere in the indexed texts.
@@ -295,13 +295,20 @@ class LexicalIndex:
         not know, such as romanised names, count neither way).
         """
         if not has_han(question):
-            verdicts = [
-                any(self._contains_translation(c) for c in t.chinese)
-                for t in english_question_terms(question)
-                if t.chinese
-            ]
-            return verdicts.count(False) / len(verdicts) if verdicts else 0.0
-        words = content_words(question)
+            return self.unknown_share_english(question)
+        return self.unknown_share_of(content_words(question))
+
+    def unknown_share_english(self, question: str) -> float:
+        """`unknown_share` of an English question, through its dictionary translations."""
+        verdicts = [
+            any(self._contains_translation(c) for c in t.chinese)
+            for t in english_question_terms(question)
+            if t.chinese
+        ]
+        return verdicts.count(False) / len(verdicts) if verdicts else 0.0
+
+    def unknown_share_of(self, words: Sequence[str]) -> float:
+        """Share (by length) of Chinese content `words` that occur nowhere in the texts."""
         total = sum(len(word) for word in words)
         if not total:
             return 0.0
@@ -323,22 +330,23 @@ class LexicalIndex:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for `query` (zeros where nothing matches)."""
-        ids = self._query_ids(query)
+        return self.term_scores(query_terms(query))
+
+    def term_scores(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25 score of every document for already-tokenised `terms` (see `query_terms`).
+
+        bm25s keeps the scores as a sparse term-by-document matrix, so this is a sum
+        over the question's few term columns in numpy, not a loop over documents.
+        """
+        ids = self._term_ids(terms)
         if not ids:
             return np.zeros(self._num_docs, dtype=np.float32)
         return np.asarray(self._bm25.get_scores_from_ids(ids), dtype=np.float32)
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """The best `k` documents with a positive score, best first, as (index, score)."""
-        if k <= 0:
-            return []
-        scores = self.scores(query)
-        positive = np.flatnonzero(scores > 0)
-        if positive.size == 0:
-            return []
-        # Stable sort on -score so ties keep document order (deterministic results).
-        order = positive[np.argsort(-scores[positive], kind="stable")][:k]
-        return [(int(i), float(scores[i])) for i in order]
+        ids, scores = top_n(self.scores(query), k)
+        return [(int(i), float(s)) for i, s in zip(ids, scores)]
 
     # ------------------------------------------------------------------ persistence
 
@@ -409,6 +417,21 @@ class LexicalIndex:
         except Exception as exc:  # numpy/json/bm25s raise many kinds on bad files
             raise corrupt(f"{type(exc).__name__}: {exc}") from None
         return cls(bm25, num_docs)
+
+
+def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `n` best positive scores, best first (ties in document order), as (ids, scores).
+
+    argpartition first: selecting n of N costs O(N), a full sort O(N log N).
+    """
+    positive = np.flatnonzero(scores > 0)
+    if n <= 0 or positive.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    if positive.size > n:
+        positive = positive[np.argpartition(-scores[positive], n - 1)[:n]]
+        positive.sort()  # document order, so the stable sort below breaks ties by it
+    order = positive[np.argsort(-scores[positive], kind="stable")]
+    return order, scores[order]
 
 
 def _check_consistent(bm25, num_docs: int) -> None:

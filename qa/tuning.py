@@ -1,0 +1,53 @@
+"""The tuning constants of retrieval and judging, in one record saved with every index.
+
+Each value says what it was measured on. "All sets" means the seed dev questions
+(../shared/eval), cmrc2018-trial and drcd-dev (../shared/bench), judged together:
+a value was kept only when it did not lose on any of them (see README,
+"How the parameters were chosen").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Tuning:
+    # Reciprocal rank fusion constant: 60 is Cormack et al. (2009); 20, 40 and 100
+    # were within 0.005 R@1 of it on all sets.
+    rrf_k: int = 60
+    # Candidates each side contributes before fusion. FAISS gives the nearest
+    # sentences and passages, bm25s the best-scoring passages; fusion and every
+    # feature run over their union only, so a question costs the same at 70 passages
+    # and at 700,000. 100 reached the exact (whole-corpus) ranking's R@5 on all sets.
+    dense_candidates: int = 100
+    lexical_candidates: int = 100
+    # Fused candidates considered for the answer-type bonus and de-duplication.
+    pool: int = 30
+    # A passage whose answering sentence holds the kind of answer the question asks
+    # for (a number for "how many", a date for "when") moves up about two places.
+    answer_type_bonus: float = 0.03
+    # English questions reach BM25 through dictionary translations, which are
+    # ambiguous (city -> 城市, 市, 城池), so the lexical ranking counts for half.
+    english_lexical_weight: float = 0.5
+    # Weight of a sentence's cosine (centred within its passage) against the share of
+    # the question's terms it holds, when picking the answering sentence.
+    sentence_similarity_weight: float = 4.0
+    # Two results say the same thing (a summary box repeats its body word for word)
+    # when one's character bigrams lie almost all inside the other's, or the two share
+    # most of them; only the better-ranked one is shown.
+    duplicate_containment: float = 0.9
+    duplicate_jaccard: float = 0.6
+    # What a reader gets back: the answering sentence and its neighbours, inside its
+    # paragraph, up to this many characters (a whole short paragraph, or a window of a
+    # long one). Recall grows with the length on every set (a longer text holds more
+    # gold strings), so it cannot choose alone: 500 is the reading budget of the plain
+    # LangChain recipe's 500-character chunks, where every set reached R@5 >= 0.99
+    # (300/400/500/600 swept; see README, "Passages a reader wants").
+    context_chars: int = 500
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT_TUNING = Tuning()
