@@ -16,6 +16,11 @@ from qa.errors import CorpusError
 from qa.schema import Article
 
 ARTICLE_SUFFIXES = (".txt", ".md")
+# Front-matter fields that hold article text cleaning moved out of the body (the
+# subtitle, the byline, a photo caption). They go back in as the article's last
+# paragraphs, so every sentence a reader can see is searchable, while the body keeps
+# its paragraph numbers for citations.
+SEARCHABLE_FIELDS = ("subtitle", "author", "caption")
 _DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 
 
@@ -67,10 +72,11 @@ def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
     if not cleaned.text.strip():
         raise CorpusError(f"{path} has no article text after cleaning; remove it or add the text")
     source = path.relative_to(corpus_dir).as_posix() if corpus_dir else path.name
+    extra = [meta[name] for name in SEARCHABLE_FIELDS if meta.get(name) and meta[name] not in cleaned.text]
     return Article(
         source=source,
         title=meta.get("title") or guess_title(cleaned.text, path),
-        text=cleaned.text,
+        text="\n".join([cleaned.text.rstrip("\n"), *extra]),
         date=meta.get("date") or guess_date(cleaned.text),
         publication=meta.get("publication") or cleaned.publication_hint,
         seed=meta.get("seed", ""),

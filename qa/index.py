@@ -22,16 +22,19 @@ from qa.corpus import article_files, load_corpus
 from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, IndexWriteError, StaleIndexError
 from qa.highlight import sentence_spans
 from qa.lexical import LexicalIndex
-from qa.schema import Chunk
+from qa.normalize import match_form
+from qa.schema import Article, Chunk
 from qa.settings import Settings
-from qa.vector_store import VectorStore
+from qa.tuning import DEFAULT_TUNING, Tuning
+from qa.vector_store import FaissStore, VectorStore
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 CHUNK_VECTORS = "vectors.faiss"
 SENTENCES = "sentences.json"
 SENTENCE_VECTORS = "sentence_vectors.faiss"
+ARTICLES = "articles.jsonl"
 LEXICAL_DIR = "lexical"
 CONTEXTS = ("none", "date", "title")
 
@@ -56,21 +59,45 @@ class BuildSummary:
 
 @dataclass
 class SentenceTable:
-    """Every sentence of every passage: its passage's row and its offsets in the article."""
+    """Every sentence of every passage: its passage's row, its offsets in the article, and
+    its matching form (`qa.normalize.match_form`, made at build time: an OpenCC pass per
+    sentence is too slow to repeat per question or per load)."""
 
-    chunk: np.ndarray  # int32 row into SearchIndex.chunks
+    chunk: np.ndarray  # int32 row into SearchIndex.chunks, ascending
     start: np.ndarray  # int32
     end: np.ndarray  # int32
+    form: list[str]
 
     def __len__(self) -> int:
         return len(self.chunk)
 
+    def of_chunk(self, row: int) -> range:
+        """The sentence rows of passage `row` (sentences are stored in passage order)."""
+        return range(int(self._first[row]), int(self._first[row + 1]))
+
+    def index_chunks(self, chunk_count: int) -> None:
+        # _first[row]..._first[row+1] are passage row's sentences: one searchsorted at
+        # load instead of a list per passage.
+        self._first = np.searchsorted(self.chunk, np.arange(chunk_count + 1))
+
     def to_json(self) -> dict:
-        return {"chunk": self.chunk.tolist(), "start": self.start.tolist(), "end": self.end.tolist()}
+        return {"chunk": self.chunk.tolist(), "start": self.start.tolist(), "end": self.end.tolist(), "form": self.form}
 
     @classmethod
     def from_json(cls, data: dict) -> "SentenceTable":
-        return cls(*(np.asarray(data[key], dtype=np.int32) for key in ("chunk", "start", "end")))
+        arrays = (np.asarray(data[key], dtype=np.int32) for key in ("chunk", "start", "end"))
+        return cls(*arrays, form=list(data["form"]))
+
+
+@dataclass(frozen=True)
+class ArticleText:
+    """An indexed article as a reader sees it: what a passage's context is cut from."""
+
+    source: str
+    title: str
+    date: str
+    publication: str
+    text: str
 
 
 @dataclass
@@ -84,6 +111,15 @@ class SearchIndex:
     lexical: LexicalIndex
     manifest: dict
     directory: Path | None
+    articles: dict[str, ArticleText]
+    tuning: Tuning = DEFAULT_TUNING
+
+    def __post_init__(self) -> None:
+        self.sentences.index_chunks(len(self.chunks))
+
+    def sentence_text(self, sentence: int) -> str:
+        chunk = self.chunks[int(self.sentences.chunk[sentence])]
+        return chunk.text[int(self.sentences.start[sentence]) - chunk.start : int(self.sentences.end[sentence]) - chunk.start]
 
 
 def context_prefix(chunk: Chunk, context: str) -> str:
@@ -104,14 +140,15 @@ def context_prefix(chunk: Chunk, context: str) -> str:
 
 def split_sentences(chunks: list[Chunk]) -> SentenceTable:
     """Every sentence of every chunk, with article offsets (see `qa.highlight.sentence_spans`)."""
-    rows, starts, ends = [], [], []
+    rows, starts, ends, forms = [], [], [], []
     for row, chunk in enumerate(chunks):
         for span in sentence_spans(chunk.text, chunk.start):
             rows.append(row)
             starts.append(span.start)
             ends.append(span.end)
+            forms.append(match_form(chunk.text[span.start - chunk.start : span.end - chunk.start]))
     as_array = lambda values: np.asarray(values, dtype=np.int32)  # noqa: E731
-    return SentenceTable(as_array(rows), as_array(starts), as_array(ends))
+    return SentenceTable(as_array(rows), as_array(starts), as_array(ends), forms)
 
 
 def build_index(
@@ -163,9 +200,9 @@ def build_index(
         texts.append(context_prefix(chunk, settings.embed_context) + chunk.text[start - chunk.start : end - chunk.start])
     vectors = _encode_in_batches(encoder, texts, progress)
 
-    store = VectorStore(vectors.shape[1])
+    store = FaissStore(vectors.shape[1])
     store.add(vectors[: len(chunks)])
-    sentence_store = VectorStore(vectors.shape[1])
+    sentence_store = FaissStore(vectors.shape[1])
     sentence_store.add(vectors[len(chunks) :])
     lexical = LexicalIndex.build([chunk.text for chunk in chunks])
     manifest = {
@@ -174,6 +211,8 @@ def build_index(
         "model": encoder.name,
         "dimension": int(vectors.shape[1]),
         "settings": settings.index_shape(),
+        # The constants retrieval runs with, so a result can be traced to its tuning.
+        "tuning": DEFAULT_TUNING.to_dict(),
         "chunks": len(chunks),
         "sentences": len(sentences),
         "articles": [
@@ -181,7 +220,8 @@ def build_index(
             for a in articles
         ],
     }
-    index = SearchIndex(chunks, store, sentences, sentence_store, lexical, manifest, None)
+    texts = {a.source: ArticleText(a.source, a.title, a.date, a.publication, a.text) for a in articles}
+    index = SearchIndex(chunks, store, sentences, sentence_store, lexical, manifest, None, texts)
     _write_atomically(Path(settings.index_dir), index)
     _forget_cached(Path(settings.index_dir))
     return BuildSummary(
@@ -195,17 +235,26 @@ def build_index(
 
 
 def _encode_in_batches(encoder, texts: list[str], progress: bool, batch_size: int = 32) -> np.ndarray:
+    """Embed `texts` in batches of similar length; rows come back in `texts` order.
+
+    A batch is padded to its longest text, so batching sentences with 200-character
+    passages wastes most of the work on padding; sorting by length first avoids it.
+    """
     from tqdm.auto import tqdm
 
-    batches = []
+    if not texts:
+        raise IndexCorruptError("nothing to index: the corpus produced no passages")
+    order = np.argsort([-len(text) for text in texts], kind="stable")
+    vectors: np.ndarray | None = None
     with tqdm(total=len(texts), desc="embedding passages and sentences", unit="text", disable=not progress) as bar:
         for begin in range(0, len(texts), batch_size):
-            batch = texts[begin : begin + batch_size]
-            batches.append(np.asarray(encoder.encode_passages(batch), dtype=np.float32))
-            bar.update(len(batch))
-    if not batches:
-        raise IndexCorruptError("nothing to index: the corpus produced no passages")
-    return np.vstack(batches)
+            rows = order[begin : begin + batch_size]
+            batch = np.asarray(encoder.encode_passages([texts[i] for i in rows]), dtype=np.float32)
+            if vectors is None:
+                vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
+            vectors[rows] = batch
+            bar.update(len(rows))
+    return vectors
 
 
 def _write_atomically(index_dir: Path, index: SearchIndex) -> None:
@@ -244,7 +293,10 @@ def _write_files(staging: Path, index: SearchIndex) -> None:
     with open(staging / CHUNKS, "w", encoding="utf-8") as out:
         for chunk in index.chunks:
             out.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
-    (staging / SENTENCES).write_text(json.dumps(index.sentences.to_json()), encoding="utf-8")
+    (staging / SENTENCES).write_text(json.dumps(index.sentences.to_json(), ensure_ascii=False), encoding="utf-8")
+    with open(staging / ARTICLES, "w", encoding="utf-8") as out:
+        for article in index.articles.values():
+            out.write(json.dumps(asdict(article), ensure_ascii=False) + "\n")
     index.vectors.save(staging / CHUNK_VECTORS)
     index.sentence_vectors.save(staging / SENTENCE_VECTORS)
     index.lexical.save(staging / LEXICAL_DIR)
@@ -328,12 +380,14 @@ def _read(index_dir: Path) -> SearchIndex:
         with open(index_dir / CHUNKS, encoding="utf-8") as lines:
             chunks = [Chunk(**json.loads(line)) for line in lines if line.strip()]
         sentences = SentenceTable.from_json(json.loads((index_dir / SENTENCES).read_text(encoding="utf-8")))
+        with open(index_dir / ARTICLES, encoding="utf-8") as lines:
+            articles = [ArticleText(**json.loads(line)) for line in lines if line.strip()]
     except IndexCorruptError:
         raise
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise corrupt(f"{type(error).__name__}: {error}") from error
-    vectors = VectorStore.load(index_dir / CHUNK_VECTORS)
-    sentence_vectors = VectorStore.load(index_dir / SENTENCE_VECTORS)
+    vectors = FaissStore.load(index_dir / CHUNK_VECTORS)
+    sentence_vectors = FaissStore.load(index_dir / SENTENCE_VECTORS)
     lexical = LexicalIndex.load(index_dir / LEXICAL_DIR)
     if not (len(chunks) == len(vectors) == len(lexical) == manifest.get("chunks")):
         raise corrupt(f"{len(chunks)} passages, {len(vectors)} vectors, {len(lexical)} lexical entries")
@@ -341,7 +395,12 @@ def _read(index_dir: Path) -> SearchIndex:
         raise corrupt(f"{len(sentences)} sentences but {len(sentence_vectors)} sentence vectors")
     if len(sentences) and (sentences.chunk.min() < 0 or sentences.chunk.max() >= len(chunks)):
         raise corrupt("sentences point at passages that do not exist")
-    return SearchIndex(chunks, vectors, sentences, sentence_vectors, lexical, manifest, index_dir)
+    if len(sentences.form) != len(sentences) or np.any(np.diff(sentences.chunk) < 0):
+        raise corrupt("the sentence table is out of order")
+    by_source = {article.source: article for article in articles}
+    if any(chunk.source not in by_source for chunk in chunks):
+        raise corrupt("passages belong to articles the index does not hold")
+    return SearchIndex(chunks, vectors, sentences, sentence_vectors, lexical, manifest, index_dir, by_source)
 
 
 def check_settings(manifest: dict, settings: Settings) -> None:
@@ -388,9 +447,51 @@ def corpus_changes(manifest: dict, settings: Settings) -> list[str]:
     return changes
 
 
+# A question checks the corpus at most this often; within it, the last verdict stands.
+# Walking and stat-ing every file of a 10,000-article folder on every question was
+# most of a question's time; once a second is cheap and still catches an edit before
+# anyone can type the next question.
+FRESHNESS_INTERVAL_S = 1.0
+# (corpus folder, build time) -> (when checked, folder stamp, changes found)
+_FRESHNESS: dict[tuple[str, str], tuple[float, int, list[str]]] = {}
+
+
+def corpus_stamp(corpus_dir: Path) -> int:
+    """A number that changes when any article file of the folder is added, removed,
+    resized or touched: one stat per file, no reading."""
+    entries = []
+    folders = [str(corpus_dir)]
+    while folders:
+        try:
+            with os.scandir(folders.pop()) as scan:
+                for entry in scan:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    elif entry.is_file():
+                        stat = entry.stat()
+                        entries.append((entry.path, stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            continue  # a folder that vanished mid-walk: the files it held read as removed
+    return hash(tuple(sorted(entries)))
+
+
+def fresh_changes(manifest: dict, settings: Settings) -> list[str]:
+    """`corpus_changes`, looked at no more than once per FRESHNESS_INTERVAL_S, and
+    re-computed only when the folder's stamp moved."""
+    key = (str(Path(settings.corpus_dir).resolve()), str(manifest.get("built_at")) + str(id(manifest)))
+    now = time.monotonic()
+    cached = _FRESHNESS.get(key)
+    if cached and now - cached[0] < FRESHNESS_INTERVAL_S:
+        return cached[2]
+    stamp = corpus_stamp(Path(settings.corpus_dir))
+    changes = cached[2] if cached and cached[1] == stamp else corpus_changes(manifest, settings)
+    _FRESHNESS[key] = (now, stamp, changes)
+    return changes
+
+
 def check_fresh(manifest: dict, settings: Settings) -> None:
     """Raise StaleIndexError when articles were added, removed or changed since the build."""
-    changes = corpus_changes(manifest, settings)
+    changes = fresh_changes(manifest, settings)
     if changes:
         shown = ", ".join(changes[:3]) + (" ..." if len(changes) > 3 else "")
         raise StaleIndexError(
