@@ -6,53 +6,27 @@ from __future__ import annotations
 
 import re
 
-from qa.retrieve import Mode, Ranked, Retriever, get_retriever, validate_k, validate_question
+from qa.judge import judge
+from qa.query import question_language
+from qa.retrieve import Mode, Retriever, get_retriever, validate_k, validate_mode, validate_question
 from qa.schema import Answer, Hit
 from qa.settings import Settings
 
-# Relevance rule, calibrated on the dev questions and checked on eval/extra_questions.jsonl
-# and on made-up off-topic questions (see README, "Nothing relevant found"). E5 cosines
-# sit in a narrow band for any pair of texts, so a score alone does not separate
-# answerable questions from the rest. What does is whether the articles use the words
-# the question is about at all: an unanswerable question names a topic the articles
-# never mention (预算, 天气, GDP; router, bitcoin, pasta). English words are looked up
-# through their dictionary translations, which are looser, hence a looser threshold.
-MAX_UNKNOWN_SHARE_CHINESE = 0.33  # answerable: at most 0.25; unanswerable: at least 0.42
-MAX_UNKNOWN_SHARE_ENGLISH = 0.45  # answerable: at most 0.40; unanswerable: at least 0.50
-# Floors that only catch text unlike anything in the articles.
-MIN_DENSE_CHINESE = 0.80  # answerable Chinese questions score 0.88 or more
-MIN_DENSE_ENGLISH = 0.74  # answerable English questions score 0.757 or more
-
+# Shown instead of passages when the judge finds nothing (see qa/judge.py).
 _NOT_FOUND = {
     "zh-Hans": "没有在文章中找到与这个问题相关的内容。",
     "zh-Hant": "沒有在文章中找到與這個問題相關的內容。",
     "en": "No passage in the articles answers this question.",
 }
+# Shown above the passages when the evidence is mixed: they are the best there is,
+# but may not answer the question.
+_UNSURE = {
+    "zh-Hans": "这些段落可能不回答这个问题。",
+    "zh-Hant": "這些段落可能不回答這個問題。",
+    "en": "These passages may not answer the question.",
+}
 
-
-def question_language(question: str) -> str:
-    """"zh-Hans", "zh-Hant" or "en", from the characters of the question."""
-    han = [ch for ch in question if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"]
-    if not han:
-        return "en"
-    from qa.normalize import to_simplified_chars
-
-    simplified = to_simplified_chars("".join(han))
-    changed = sum(1 for a, b in zip(han, simplified) if a != b)
-    return "zh-Hant" if changed >= 1 and changed / len(han) >= 0.1 else "zh-Hans"
-
-
-def is_relevant(question: str, best: Ranked, unknown_share: float) -> bool:
-    """Whether the best passage is evidence of an answer (see the constants above)."""
-    dense = best.dense
-    if question_language(question) == "en":
-        return dense >= MIN_DENSE_ENGLISH and unknown_share <= MAX_UNKNOWN_SHARE_ENGLISH
-    return dense >= MIN_DENSE_CHINESE and unknown_share <= MAX_UNKNOWN_SHARE_CHINESE
-
-
-def judge(question: str, ranked: list[Ranked], retriever: Retriever) -> bool:
-    """Whether a ranking for `question` answers it: its best passage is relevant."""
-    return bool(ranked) and is_relevant(question, ranked[0], retriever.index.lexical.unknown_share(question))
+__all__ = ["answer", "question_language", "to_markdown", "highlighted", "escape_markdown"]
 
 
 def answer(
@@ -64,37 +38,44 @@ def answer(
     settings: Settings | None = None,
     retriever: Retriever | None = None,
 ) -> Answer:
-    """Retrieve passages for `question` and decide whether they answer it.
+    """Retrieve passages for `question` and judge whether they answer it.
 
     Args:
         question: simplified or traditional Chinese, or English.
         k: passages to return (1-50); defaults to the `top_k` setting.
         mode: "hybrid" (default), "dense" or "lexical".
-        show_unrelated: return the best passages even when none is relevant.
+        show_unrelated: return the best passages even when the verdict is "not_found".
 
     Returns:
-        Answer with `.found`, `.passages` (empty when not found, unless
+        Answer with `.verdict` ("found", "unsure" or "not_found"), `.found`,
+        `.passages` (shown for "found" and "unsure"; for "not_found" only with
         `show_unrelated`), `.message` and `.markdown`.
 
     Example:
         >>> result = answer("知识城与新加坡签署了多少份合作备忘录？")  # doctest: +SKIP
-        >>> result.found, result.passages[0].highlight_text  # doctest: +SKIP
+        >>> result.verdict, result.passages[0].highlight_text  # doctest: +SKIP
     """
     settings = settings or (retriever.settings if retriever else Settings.load())
-    question = validate_question(question, settings)
+    # A bad question or k is the user's to fix, whatever state the index is in.
+    validate_question(question, settings)
+    validate_mode(mode)
     k = validate_k(k if k is not None else settings.top_k)
     retriever = retriever or get_retriever(settings)
-    ranked = retriever.rank(question, k, mode)
-    found = judge(question, ranked, retriever)
-    hits = retriever.to_hits(ranked, mode) if (found or show_unrelated) else []
-    language = question_language(question)
-    message = "" if found else _NOT_FOUND[language]
+    query = retriever.analyse(question)
+    ranked = retriever.rank(query, k, mode)
+    judgement = judge(query, ranked, retriever.passage_text(ranked[0]) if ranked else "")
+    verdict = judgement.verdict
+    shown = verdict != "not_found" or show_unrelated
+    hits = retriever.to_hits(ranked, mode) if shown else []
+    message = {"found": "", "unsure": _UNSURE, "not_found": _NOT_FOUND}[verdict]
+    message = message[query.language] if message else ""
     return Answer(
-        question=question,
-        found=found,
+        question=query.text,
+        found=verdict == "found",
+        verdict=verdict,
         passages=hits,
         message=message,
-        markdown=to_markdown(found, hits, message),
+        markdown=to_markdown(verdict, hits, message),
     )
 
 
@@ -106,16 +87,19 @@ def highlighted(hit: Hit, open_mark: str = "**", close_mark: str = "**") -> str:
     return hit.text[:start] + open_mark + hit.text[start:end] + close_mark + hit.text[end:]
 
 
-def to_markdown(found: bool, hits: list[Hit], message: str) -> str:
-    """Markdown for the chat: numbered passages, the answering sentence in `<mark>`, a citation under each.
+def to_markdown(verdict: str, hits: list[Hit], message: str) -> str:
+    """Markdown for the chat: the verdict's line, numbered passages with the answering
+    sentence in `<mark>`, a citation under each.
 
     Article text is escaped, so nothing in an article is taken as Markdown or HTML.
     """
     lines: list[str] = []
-    if not found:
+    if verdict != "found":
         lines.append(f"_{escape_markdown(message)}_")
         if hits:
-            lines += ["", "Closest passages (not judged relevant):", ""]
+            lines.append("")
+            if verdict == "not_found":
+                lines += ["Closest passages (not judged relevant):", ""]
     for number, hit in enumerate(hits, 1):
         lines.append(f"**[{number}]** {highlight_markup(hit)}")
         lines.append("")

@@ -69,26 +69,31 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from qa.evaluate import evaluate, load_questions
+    from qa.evaluate import benchmark_settings, ensure_index, evaluate, load_questions
     from qa.retrieve import MODES, Retriever
 
-    questions = load_questions(Path(args.file))
-    retriever = Retriever.from_settings(_settings(args))
+    settings = _settings(args)
+    target = Path(args.target)
+    if target.is_dir():
+        # A benchmark folder: its own corpus, indexed once in the cache.
+        settings, questions_path = benchmark_settings(target, settings)
+        ensure_index(settings, log=None if args.json else _log)
+    else:
+        questions_path = target
+    questions = load_questions(questions_path)
+    retriever = Retriever.from_settings(settings)
     modes = MODES if args.mode == "all" else (args.mode,)
-    reports = []
-    for mode in modes:
-        metrics, results = evaluate(questions, retriever, mode)
-        reports.append((metrics, results))
+    reports = [evaluate(questions, retriever, mode) for mode in modes]
     if args.json:
         print(json.dumps([m.to_dict() for m, _ in reports], ensure_ascii=False, indent=2))
         return 0
-    print(f"{len(questions)} questions from {args.file}")
+    print(f"{len(questions)} questions from {questions_path}")
     for metrics, results in reports:
         print(metrics.line())
         if args.verbose:
             for r in results:
                 mark = "-" if r.question.unanswerable else (r.first_answer_rank or "miss")
-                print(f"    {r.question.id}: first answer at {mark}, found={r.found}  {r.question.question}")
+                print(f"    {r.question.id}: first answer at {mark}, {r.verdict} ({r.probability:.2f})  {r.question.question}")
     return 0
 
 
@@ -126,8 +131,10 @@ def make_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=cmd_status)
 
-    evaluation = commands.add_parser("eval", help="measure retrieval on a question file (JSON lines)")
-    evaluation.add_argument("file")
+    evaluation = commands.add_parser(
+        "eval", help="measure retrieval on a question file (JSON lines) or a benchmark folder (corpus/ + questions.jsonl)"
+    )
+    evaluation.add_argument("target", metavar="FILE_OR_FOLDER")
     evaluation.add_argument("--mode", choices=["hybrid", "dense", "lexical", "all"], default="all")
     evaluation.add_argument("--json", action="store_true")
     evaluation.add_argument("-v", "--verbose", action="store_true", help="one line per question")

@@ -1,56 +1,45 @@
-"""Find the passages that answer a question: dense and BM25 rankings, fused, de-duplicated,
-each with its citation and answering sentence.
+"""Find the passages that answer a question: dense and BM25 candidates, fused,
+de-duplicated, each returned as its answering sentence in context, with a citation.
+
+Small units are ranked (200-character passages, and every sentence of them); what
+a reader gets back is the context around the answering sentence, bounded by its
+paragraph and `Tuning.context_chars`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from qa.answer_type import expected_answer, sentence_fits
+from qa.answer_type import sentence_fits
 from qa.errors import QuestionError, SettingsError
-from qa.highlight import term_coverage
-from qa.index import SearchIndex, load_index
-from qa.lexical import has_han, query_terms
-from qa.normalize import match_form
-from qa.schema import Chunk, Hit
+from qa.highlight import sentence_spans, term_coverage
+from qa.index import ArticleText, SearchIndex, load_index
+from qa.lexical import top_n
+from qa.query import Query, analyse
+from qa.schema import Hit
 from qa.settings import Settings
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES = ("dense", "lexical", "hybrid")
 MAX_K = 50
-# Reciprocal rank fusion constant: 60 is the value from Cormack et al. (2009); it
-# keeps one ranking's first place from drowning the other's second and third.
-RRF_K = 60
-# Candidates considered for fusion, the answer-type check and de-duplication.
-POOL = 30
-# A passage whose best sentence has the kind of answer the question asks for (a
-# number for "how many", a list for "which ones") moves up about two places.
-ANSWER_TYPE_BONUS = 0.03
-# Two passages say the same thing (an article's summary box repeats its body word
-# for word) when one's character bigrams lie almost all inside the other's, or the
-# two share most of them; only the better-ranked one is shown. A summary that
-# condenses a paragraph (about 0.5 Jaccard, 0.8 containment) is not a duplicate:
-# the paragraph holds details the summary dropped.
-DUPLICATE_CONTAINMENT = 0.9
-DUPLICATE_JACCARD = 0.6
-ENGLISH_LEXICAL_WEIGHT = 0.5
-# Weight of the best sentence's similarity against the term coverage when choosing
-# the answering sentence. E5 cosines sit in a narrow band, so they are centred first.
-SENTENCE_SIMILARITY_WEIGHT = 4.0
 
 
 @dataclass(frozen=True)
 class Ranked:
-    """A candidate passage with the evidence `answer` uses to judge relevance."""
+    """A result before it becomes a Hit: where it is, and the evidence the judge reads."""
 
-    row: int
-    score: float
+    row: int  # passage row in the index
+    score: float  # fused score (the mode's own score for dense and lexical)
     dense: float  # mean of the passage's and its best sentence's cosine
     lexical: float  # BM25 (0 when the question shares no term with the passage)
     sentence: int | None  # row in the sentence table of the answering sentence
+    sentence_cosine: float  # that sentence's cosine with the question
+    source: str
+    context: tuple[int, int]  # article offsets of the text returned to the reader
 
 
 def validate_question(question: str, settings: Settings) -> str:
@@ -75,28 +64,27 @@ def validate_k(k: int) -> int:
     return k
 
 
+def validate_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise SettingsError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
 class Retriever:
-    """Retrieval over one loaded index with one encoder.
+    """Retrieval over one loaded index with one encoder. Read-only once built, so one
+    retriever can serve many threads.
 
     Example:
         >>> retriever = Retriever.from_settings()  # doctest: +SKIP
-        >>> retriever.retrieve("知识城与新加坡签署了多少份合作备忘录？", k=3)[0].citation  # doctest: +SKIP
+        >>> query = retriever.analyse("知识城与新加坡签署了多少份合作备忘录？")  # doctest: +SKIP
+        >>> retriever.to_hits(retriever.rank(query, k=3))[0].citation  # doctest: +SKIP
     """
 
     def __init__(self, index: SearchIndex, encoder, settings: Settings):
         self.index = index
         self.encoder = encoder
         self.settings = settings
-        self._bigrams = [_bigrams(chunk.text) for chunk in index.chunks]
-        self._sentence_text = [
-            index.chunks[row].text[start - index.chunks[row].start : end - index.chunks[row].start]
-            for row, start, end in zip(index.sentences.chunk, index.sentences.start, index.sentences.end)
-        ]
-        # Matching forms once per index, not once per question (an OpenCC pass each).
-        self._sentence_form = [match_form(text) for text in self._sentence_text]
-        self._sentences_of = [[] for _ in index.chunks]
-        for sentence, row in enumerate(index.sentences.chunk):
-            self._sentences_of[row].append(sentence)
+        self.tuning = index.tuning
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, encoder=None) -> "Retriever":
@@ -108,128 +96,211 @@ class Retriever:
             encoder = load_encoder(settings)
         return cls(index, encoder, settings)
 
+    def analyse(self, question: str) -> Query:
+        """The question analysed once against this index's vocabulary (see qa/query.py)."""
+        return analyse(validate_question(question, self.settings), self.index.lexical)
+
     # -- ranking -------------------------------------------------------------------
 
-    def rank(self, question: str, k: int, mode: Mode = "hybrid") -> list[Ranked]:
-        """The best `k` distinct passages for `question`, best first."""
-        if mode not in MODES:
-            raise SettingsError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        n = len(self.index.chunks)
-        if n == 0:
+    def rank(self, query: Query, k: int, mode: Mode = "hybrid") -> list[Ranked]:
+        """The best `k` distinct results for `query`, best first."""
+        validate_mode(mode)
+        if not self.index.chunks:
             return []
-        # An English question is matched against the Chinese text through its words'
-        # dictionary translations (see qa/translate.py).
-        lexical_query = question if has_han(question) else self.index.lexical.cross_language_query(question)
-        terms = query_terms(lexical_query)
-        # The dense side always runs: it picks the answering sentence and `answer`
-        # judges relevance on it, whichever ranking orders the passages.
-        passage_sim, sentence_sim = self._dense_similarities(question)
-        best_sentence_sim = np.full(n, -1.0, dtype=np.float32)
-        np.maximum.at(best_sentence_sim, self.index.sentences.chunk, sentence_sim)
-        dense = (passage_sim + np.maximum(best_sentence_sim, passage_sim)) / 2
-        lexical = self.index.lexical.scores(lexical_query)
+        tuning = self.tuning
+        vector = np.asarray(self.encoder.encode_queries([query.text])[0], dtype=np.float32)
+
+        # Candidates: the nearest sentences' and passages' rows, and BM25's best rows.
+        sentence_ids, _ = self.index.sentence_vectors.search(vector, tuning.dense_candidates)
+        passage_ids, _ = self.index.vectors.search(vector, tuning.dense_candidates)
+        lexical_all = self.index.lexical.term_scores(query.terms)
+        lexical_ids, _ = top_n(lexical_all, tuning.lexical_candidates)
+        dense_rows = np.concatenate([self.index.sentences.chunk[sentence_ids[0]], passage_ids[0]])
+        rows = np.unique(np.concatenate([dense_rows, lexical_ids]).astype(np.int64))
+        rows = rows[rows >= 0]
+        if mode == "lexical":
+            rows = rows[lexical_all[rows] > 0]
+        if rows.size == 0:
+            return []
+
+        # Evidence over the union only: the question's cosine with each candidate passage
+        # and with each of its sentences.
+        passage_cos = self.index.vectors.vectors(rows) @ vector
+        sentence_rows = [self.index.sentences.of_chunk(int(row)) for row in rows]
+        all_sentences = np.fromiter((s for r in sentence_rows for s in r), dtype=np.int64)
+        sentence_cos = dict(zip(all_sentences.tolist(), (self.index.sentence_vectors.vectors(all_sentences) @ vector).tolist()))
+        best_sentence = np.array([max((sentence_cos[s] for s in r), default=-1.0) for r in sentence_rows], dtype=np.float32)
+        dense = (passage_cos + np.maximum(best_sentence, passage_cos)) / 2
+        lexical = lexical_all[rows]
 
         if mode == "dense":
             fused = dense.astype(np.float64)
         elif mode == "lexical":
             fused = lexical.astype(np.float64)
         else:
-            fused = rrf([dense, lexical], [1.0, self._lexical_weight(question, terms)])
-        # Room for k passages after duplicates are dropped.
-        candidates = [int(row) for row in np.argsort(-fused, kind="stable")[: max(POOL, 2 * k)]]
-        if mode == "lexical":
-            candidates = [row for row in candidates if lexical[row] > 0]
+            fused = rrf([dense, lexical], [1.0, self._lexical_weight(query)], tuning.rrf_k)
+        order = np.argsort(-fused, kind="stable")[: max(tuning.pool, 2 * k)]
+        best = float(fused[order[0]]) or 1.0
 
-        wanted = expected_answer(question)
         scored = []
-        for row in candidates:
-            sentence = self._answering_sentence(row, sentence_sim, terms)
-            score = float(fused[row])  # a plain float: numpy scalars leak into JSON and Hit
-            if mode == "hybrid" and wanted and sentence is not None and sentence_fits(wanted, self._sentence_text[sentence]):
-                score += ANSWER_TYPE_BONUS * float(fused[candidates[0]] or 1.0)
-            scored.append((score, row, sentence))
+        for position in order:
+            row = int(rows[position])
+            sentence = self._answering_sentence(sentence_rows[position], sentence_cos, query)
+            score = float(fused[position])  # a plain float: numpy scalars leak into JSON
+            if (
+                mode == "hybrid"
+                and query.expected
+                and sentence is not None
+                and sentence_fits(query.expected, self.index.sentence_text(sentence))
+            ):
+                score += tuning.answer_type_bonus * best
+            scored.append((score, position, row, sentence))
         scored.sort(key=lambda item: -item[0])
 
         picked: list[Ranked] = []
-        for score, row, sentence in scored:
-            if any(self._duplicates(row, other.row) for other in picked):
+        picked_grams: list[set[str]] = []
+        for score, position, row, sentence in scored:
+            chunk = self.index.chunks[row]
+            article = self.index.articles[chunk.source]
+            shown = [p.context for p in picked if p.source == chunk.source]
+            context = self.context(article, sentence, row, shown)
+            if context is None:
+                continue  # its answering sentence is already on screen in another result
+            grams = _bigrams(article.text[context[0] : context[1]])
+            if any(self._duplicates(grams, other) for other in picked_grams):
                 continue
-            picked.append(Ranked(row, score, float(dense[row]), float(lexical[row]), sentence))
+            picked.append(
+                Ranked(
+                    row=row,
+                    score=score,
+                    dense=float(dense[position]),
+                    lexical=float(lexical[position]),
+                    sentence=sentence,
+                    sentence_cosine=sentence_cos[sentence] if sentence is not None else float(dense[position]),
+                    source=chunk.source,
+                    context=context,
+                )
+            )
+            picked_grams.append(grams)
             if len(picked) == k:
                 break
         return picked
 
-    def _dense_similarities(self, question: str) -> tuple[np.ndarray, np.ndarray]:
-        """Cosine of the question with every passage and every sentence.
-
-        Embedded as typed: embedding both sides in simplified script, or the question
-        in both scripts, was measured and lost (see README, "What the embedding sees").
-        """
-        query = self.encoder.encode_queries([question])[0]
-        return self.index.vectors.all_scores(query), self.index.sentence_vectors.all_scores(query)
-
-    def _lexical_weight(self, question: str, terms: list[str]) -> float:
+    def _lexical_weight(self, query: Query) -> float:
         # BM25 counts only as much as the question's terms occur in the articles at
-        # all; translated English terms are ambiguous (city -> 城市, 市, 城池), so they
-        # count for half.
-        if has_han(question):
-            return self.index.lexical.known_share(terms)
-        return ENGLISH_LEXICAL_WEIGHT * (1.0 - self.index.lexical.unknown_share(question))
+        # all; translated English terms are ambiguous, so they count for less.
+        if query.is_english:
+            return self.tuning.english_lexical_weight * (1.0 - query.unknown_share)
+        return query.known_share
 
-    def _answering_sentence(self, row: int, sentence_sim: np.ndarray, terms: list[str]) -> int | None:
-        """The sentence of passage `row` that best answers: similar to the question and
+    def _answering_sentence(self, sentences: range, cosine: dict[int, float], query: Query) -> int | None:
+        """The sentence of a passage that best answers: similar to the question and
         holding its terms (they pin down names and numbers; the similarity carries
-        English questions, whose terms never occur in Chinese text). Preferring
-        sentences of the expected answer type here was measured: no better
-        highlights, worse ranking."""
-        sentences = self._sentences_of[row]
+        English questions, whose terms never occur in Chinese text)."""
         if not sentences:
             return None
-        sims = sentence_sim[sentences]
-        coverage = np.array([term_coverage(terms, self._sentence_text[s], self._sentence_form[s]) for s in sentences])
-        combined = coverage + SENTENCE_SIMILARITY_WEIGHT * (sims - sims.mean())
+        sims = np.array([cosine[s] for s in sentences])
+        coverage = np.array([term_coverage(list(query.terms), "", self.index.sentences.form[s]) for s in sentences])
+        combined = coverage + self.tuning.sentence_similarity_weight * (sims - sims.mean())
         return sentences[int(np.argmax(combined))]
 
-    def _duplicates(self, row: int, other: int) -> bool:
-        a, b = self._bigrams[row], self._bigrams[other]
+    def context(
+        self, article: ArticleText, sentence: int | None, row: int, shown: list[tuple[int, int]] = ()
+    ) -> tuple[int, int] | None:
+        """Article offsets of what a reader gets: the answering sentence and its
+        neighbours, inside its paragraph and outside the stretches `shown` already,
+        up to `context_chars` characters; None when the sentence itself is shown."""
+        if sentence is None:
+            chunk = self.index.chunks[row]
+            start, end = chunk.start, chunk.end
+        else:
+            start, end = int(self.index.sentences.start[sentence]), int(self.index.sentences.end[sentence])
+        if any(a < end and start < b for a, b in shown):
+            return None
+        # Two results from one long paragraph show two windows side by side, never the
+        # same text twice: a second answering sentence is often where the answer is.
+        low = max((b for a, b in shown if b <= start), default=0)
+        high = min((a for a, b in shown if a >= end), default=len(article.text))
+        if sentence is None:
+            return start, end
+        return context_window(article.text, start, end, self.tuning.context_chars, low, high)
+
+    def _duplicates(self, a: set[str], b: set[str]) -> bool:
         if not a or not b:
             return False
         shared = len(a & b)
-        return shared / min(len(a), len(b)) >= DUPLICATE_CONTAINMENT or shared / len(a | b) >= DUPLICATE_JACCARD
+        return (
+            shared / min(len(a), len(b)) >= self.tuning.duplicate_containment
+            or shared / (len(a) + len(b) - shared) >= self.tuning.duplicate_jaccard
+        )
 
     # -- hits ----------------------------------------------------------------------
 
     def retrieve(self, question: str, k: int | None = None, mode: Mode = "hybrid") -> list[Hit]:
         """The passages that best answer `question`, best first, with citations and highlights."""
-        question = validate_question(question, self.settings)
         k = validate_k(k if k is not None else self.settings.top_k)
-        return self.to_hits(self.rank(question, k, mode), mode)
+        return self.to_hits(self.rank(self.analyse(question), k, mode), mode)
 
     def to_hits(self, ranked: list[Ranked], mode: Mode = "hybrid") -> list[Hit]:
         top = ranked[0].score if ranked else 1.0
         hits = []
         for r in ranked:
-            chunk = self.index.chunks[r.row]
+            article = self.index.articles[r.source]
+            start, end = r.context
             highlight = None
             if r.sentence is not None:
                 highlight = (int(self.index.sentences.start[r.sentence]), int(self.index.sentences.end[r.sentence]))
+            paragraph = article.text.count("\n", 0, start) + 1
+            text = article.text[start:end]
             hits.append(
                 Hit(
-                    text=chunk.text,
+                    text=text,
                     score=round(_display_score(r, mode, top), 4),
-                    title=chunk.title,
-                    source=chunk.source,
-                    start=chunk.start,
-                    end=chunk.end,
-                    citation=citation(chunk),
-                    date=chunk.date,
-                    paragraph=chunk.paragraph,
+                    title=article.title,
+                    source=article.source,
+                    start=start,
+                    end=end,
+                    citation=citation(article, paragraph, paragraph + text.count("\n")),
+                    date=article.date,
+                    paragraph=paragraph,
                     highlight=highlight,
                     dense_score=r.dense,
                     lexical_score=r.lexical,
                 )
             )
         return hits
+
+    def passage_text(self, ranked: Ranked) -> str:
+        """The text a reader gets for a result (what evaluation matches gold against)."""
+        return self.index.articles[ranked.source].text[ranked.context[0] : ranked.context[1]]
+
+
+def context_window(text: str, start: int, end: int, limit: int, low: int = 0, high: int | None = None) -> tuple[int, int]:
+    """The paragraph of `text` holding `start:end` if it fits in `limit` characters,
+    else the sentences around it, growing right then left, that fit (never less than
+    the sentence itself); never outside `low:high`."""
+    high = len(text) if high is None else high
+    paragraph_start = max(low, text.rfind("\n", 0, start) + 1)
+    paragraph_end = text.find("\n", end)
+    paragraph_end = min(high, len(text) if paragraph_end < 0 else paragraph_end)
+    if paragraph_end - paragraph_start <= limit:
+        return paragraph_start, paragraph_end
+    spans = sentence_spans(text[paragraph_start:paragraph_end], paragraph_start)
+    first = last = next((i for i, s in enumerate(spans) if s.start <= start < s.end), None)
+    if first is None:
+        return start, end
+    grown = True
+    while grown:
+        grown = False
+        # Right first: a sentence after the answer usually completes it; one before
+        # usually sets it up.
+        if last + 1 < len(spans) and spans[last + 1].end - spans[first].start <= limit:
+            last += 1
+            grown = True
+        if first > 0 and spans[last].end - spans[first - 1].start <= limit:
+            first -= 1
+            grown = True
+    return spans[first].start, spans[last].end
 
 
 def _display_score(r: Ranked, mode: Mode, top: float) -> float:
@@ -240,31 +311,34 @@ def _display_score(r: Ranked, mode: Mode, top: float) -> float:
     return r.score
 
 
-def citation(chunk: Chunk) -> str:
-    """One readable line: 《title》 (publication, source, date) ¶paragraph, or ¶first-last
-    when the passage runs over several paragraphs."""
-    details = ", ".join(part for part in (chunk.publication, chunk.source, chunk.date) if part)
-    last = chunk.paragraph + chunk.text.count("\n")
-    where = f"¶{chunk.paragraph}" if last == chunk.paragraph else f"¶{chunk.paragraph}-{last}"
-    return f"《{chunk.title}》 ({details}) {where}"
+def citation(article: ArticleText, first: int, last: int) -> str:
+    """One readable line: 《title》 (publication, source, date) ¶paragraph, or ¶first-last."""
+    details = ", ".join(part for part in (article.publication, article.source, article.date) if part)
+    where = f"¶{first}" if last == first else f"¶{first}-{last}"
+    return f"《{article.title}》 ({details}) {where}"
 
 
-def rrf(rankings: list[np.ndarray], weights: list[float]) -> np.ndarray:
-    """Weighted reciprocal rank fusion; a passage a ranking scores 0 or less gets nothing from it."""
+def rrf(rankings: list[np.ndarray], weights: list[float], k: int = 60) -> np.ndarray:
+    """Weighted reciprocal rank fusion; a candidate a ranking scores 0 or less gets nothing from it."""
     n = len(rankings[0])
     fused = np.zeros(n, dtype=np.float64)
     for scores, weight in zip(rankings, weights):
         order = np.argsort(-scores, kind="stable")
         ranks = np.empty(n, dtype=np.int64)
         ranks[order] = np.arange(1, n + 1)
-        contribution = weight / (RRF_K + ranks)
+        contribution = weight / (k + ranks)
         contribution[scores <= 0] = 0.0
         fused += contribution
     return fused
 
 
+_NOT_WORD = re.compile(r"\W+")
+
+
 def _bigrams(text: str) -> set[str]:
-    form = "".join(ch for ch in match_form(text) if ch.isalnum())
+    # Near-duplicates within one corpus share a script, so the raw text's letters and
+    # digits do; no OpenCC pass is needed here.
+    form = _NOT_WORD.sub("", text.lower())
     return {form[i : i + 2] for i in range(len(form) - 1)}
 
 
@@ -296,7 +370,7 @@ def retrieve(question: str, k: int | None = None, *, mode: Mode = "hybrid", sett
         settings: defaults to `Settings.load()` (environment `QA_*`).
 
     Returns:
-        Hits, best first.
+        Hits, best first: each the answering sentence in its context, with a citation.
 
     Raises:
         QuestionError: empty or too long a question.
@@ -308,5 +382,5 @@ def retrieve(question: str, k: int | None = None, *, mode: Mode = "hybrid", sett
         >>> hits[0].citation  # doctest: +SKIP
     """
     settings = settings or Settings.load()
-    question = validate_question(question, settings)
+    validate_question(question, settings)
     return get_retriever(settings).retrieve(question, k, mode)

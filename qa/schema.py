@@ -85,15 +85,17 @@ class Answer:
     """What `answer()` returns: the passages and whether they answer at all."""
 
     question: str
-    found: bool
+    found: bool  # the judge's verdict is "found"
     passages: list[Hit] = field(default_factory=list)
-    message: str = ""  # shown instead of passages when nothing relevant was found
+    message: str = ""  # "nothing found", or for "unsure" the "may not answer it" line
     markdown: str = ""
+    verdict: str = "found"  # "found", "unsure" (passages shown with `message`) or "not_found"
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
             "found": self.found,
+            "verdict": self.verdict,
             "message": self.message,
             "passages": [hit.to_dict() for hit in self.passages],
         }

@@ -73,7 +73,7 @@ def main() -> int:
             for _ in range(args.repeat):
                 for question in questions:
                     t0 = time.perf_counter()
-                    retriever.rank(question, 5, mode)
+                    retriever.rank(retriever.analyse(question), 5, mode)
                     times.append((time.perf_counter() - t0) * 1000)
             figures[f"rank_{mode}_p50_ms"] = round(statistics.median(times), 2)
             figures[f"rank_{mode}_p95_ms"] = round(percentile(times, 0.95), 2)

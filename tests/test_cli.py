@@ -196,11 +196,11 @@ def test_eval_prints_every_mode(real_index, tmp_path, tiny_questions):
     assert lines[0].startswith("3 questions")
     for mode in ("hybrid", "dense", "lexical"):
         line = next(line for line in lines if line.startswith(mode))
-        for label in ("R@1", "R@5", "MRR@10", "unanswerable reported", "answerable missed"):
+        for label in ("R@1", "R@5", "MRR@10", "unanswerable flagged", "answerable hidden", "p50"):
             assert label in line, (label, line)
     hybrid = next(line for line in lines if line.startswith("hybrid"))
     assert "R@1 0.500" in hybrid and "R@5 0.500" in hybrid and "MRR@10 0.500" in hybrid
-    assert "unanswerable reported 1.00" in hybrid
+    assert "unanswerable flagged 1.00" in hybrid
 
 
 @pytest.mark.model
@@ -214,5 +214,6 @@ def test_eval_json_numbers_by_hand(real_index, tmp_path, tiny_questions):
     assert metrics["recall_at_1"] == pytest.approx(0.5)
     assert metrics["recall_at_5"] == pytest.approx(0.5)
     assert metrics["mrr_at_10"] == pytest.approx(0.5)
-    assert metrics["unanswerable_reported"] == pytest.approx(1.0)  # the weather question
-    assert metrics["answerable_missed"] == pytest.approx(0.0)  # both real questions are found
+    assert metrics["unanswerable_flagged"] == pytest.approx(1.0)  # the weather question
+    assert metrics["answerable_hidden"] == pytest.approx(0.0)  # both real questions are shown
+    assert metrics["p50_ms"] > 0

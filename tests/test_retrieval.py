@@ -268,8 +268,8 @@ def test_dev_set_floors(real_index):
     assert hybrid.unanswerable == 3
     assert hybrid.recall_at_5 == 1.0, [(r.question.id, r.first_answer_rank) for r in results]
     assert hybrid.recall_at_1 >= 0.9
-    assert hybrid.unanswerable_reported == 1.0
-    assert hybrid.answerable_missed == 0.0
+    assert hybrid.unanswerable_flagged == 1.0
+    assert hybrid.answerable_hidden == 0.0
     dense, _ = evaluate(questions, real_index.retriever, "dense")
     assert dense.recall_at_5 >= 0.9
 
@@ -279,8 +279,8 @@ def test_extra_set_floors(real_index):
     hybrid, results = evaluate(_questions(EXTRA_FILE), real_index.retriever, "hybrid")
     assert hybrid.recall_at_5 >= 0.95, [(r.question.id, r.first_answer_rank) for r in results]
     assert hybrid.recall_at_1 >= 0.85
-    assert hybrid.unanswerable_reported == 1.0
-    assert hybrid.answerable_missed <= 0.05
+    assert hybrid.unanswerable_flagged == 1.0
+    assert hybrid.answerable_hidden <= 0.05
 
 
 # ------------------------------------------------------------------- model limits
