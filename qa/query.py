@@ -21,7 +21,7 @@ class Query:
     language: str  # "zh-Hans", "zh-Hant" or "en"
     lexical_query: str  # what BM25 scores: the text, or for English its Chinese translations
     terms: tuple[str, ...]  # distinct BM25 terms of `lexical_query`, matching form
-    known_share: float  # share of `terms` (by length) that occur in the articles at all
+    known_share: float  # share of the question's terms (by length) the articles use at all
     unknown_share: float  # share of the content words the articles never use
     expected: Expected | None  # the kind of answer asked for (number, list, date)
 
@@ -54,12 +54,16 @@ def analyse(question: str, lexical: LexicalIndex) -> Query:
         unknown = lexical.unknown_share_english(question)
     else:
         unknown = lexical.unknown_share_of(content_words(question))
+    # An English question's BM25 terms are only the translations the articles use, so
+    # their known share is always 1; what says how much of it the articles cover is the
+    # share of its words with such a translation.
+    known = 1.0 - unknown if english else lexical.known_share(terms)
     return Query(
         text=question,
         language="en" if english else question_language(question),
         lexical_query=lexical_query,
         terms=terms,
-        known_share=lexical.known_share(terms),
+        known_share=known,
         unknown_share=unknown,
         expected=expected_answer(question),
     )

@@ -189,9 +189,8 @@ class Retriever:
     def _lexical_weight(self, query: Query) -> float:
         # BM25 counts only as much as the question's terms occur in the articles at
         # all; translated English terms are ambiguous, so they count for less.
-        if query.is_english:
-            return self.tuning.english_lexical_weight * (1.0 - query.unknown_share)
-        return query.known_share
+        weight = self.tuning.english_lexical_weight if query.is_english else 1.0
+        return weight * query.known_share
 
     def _answering_sentence(self, sentences: range, cosine: dict[int, float], query: Query) -> int | None:
         """The sentence of a passage that best answers: similar to the question and

@@ -192,8 +192,11 @@ UNRELATED += [
 def test_questions_far_from_the_articles_are_not_found(real_index, question):
     result = qa.answer(question, settings=real_index.settings)
 
-    assert result.found is False
-    assert result.passages == []
+    assert result.found is False and result.verdict in ("not_found", "unsure")
+    if result.verdict == "not_found":
+        assert result.passages == []  # hidden: nothing relevant to show
+    else:
+        assert result.passages  # mixed evidence: shown, under a "may not answer it" line
     assert result.message and result.message in result.markdown
     lang = question_language(question)
     if lang == "en":
@@ -206,6 +209,13 @@ def test_questions_far_from_the_articles_are_not_found(real_index, question):
     shown = qa.answer(question, settings=real_index.settings, show_unrelated=True)
     assert shown.found is False and len(shown.passages) == 5
     assert shown.message == result.message
+
+
+def test_most_far_questions_are_reported_as_nothing_found(real_index):
+    verdicts = [qa.answer(question, settings=real_index.settings).verdict for question in UNRELATED]
+    # Measured: see the README's judge figures; "unsure" still shows passages, so the
+    # stronger claim is held for most of them.
+    assert verdicts.count("not_found") >= 0.75 * len(UNRELATED), verdicts
 
 
 ANSWERABLE = [
