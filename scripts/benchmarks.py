@@ -130,11 +130,11 @@ def table(summary: dict) -> str:
             flagged = f"{m['unanswerable_flagged']:.2f}" if m["unanswerable"] else "-"
             lines.append(
                 f"| {name} | this project, {mode} | {m['recall_at_1']:.3f} | {m['recall_at_5']:.3f} | "
-                f"{m['mrr_at_10']:.3f} | {flagged} | {m['answerable_hidden']:.3f} | {m['p50_ms']:.0f} |"
+                f"{m['mrr_at_10']:.3f} | {flagged} | {m['answerable_hidden']:.3f} | {m['p50_ms']:.1f} |"
             )
         for peer, p in data["peers"].items():
             lines.append(
-                f"| {name} | {peer} | {p['r_at_1']:.3f} | {p['r_at_5']:.3f} | {p['mrr_at_10']:.3f} | - | - | {p['p50_ms']:.0f} |"
+                f"| {name} | {peer} | {p['r_at_1']:.3f} | {p['r_at_5']:.3f} | {p['mrr_at_10']:.3f} | - | - | {p['p50_ms']:.1f} |"
             )
     return "\n".join(lines)
 
