@@ -26,7 +26,7 @@ from qa.normalize import match_form
 from qa.schema import Article, Chunk
 from qa.settings import Settings
 from qa.tuning import DEFAULT_TUNING, Tuning
-from qa.vector_store import FaissStore, VectorStore
+from qa.vector_store import FaissStore, VectorStore, kind_for
 
 FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
@@ -200,9 +200,9 @@ def build_index(
         texts.append(context_prefix(chunk, settings.embed_context) + chunk.text[start - chunk.start : end - chunk.start])
     vectors = _encode_in_batches(encoder, texts, progress)
 
-    store = FaissStore(vectors.shape[1])
+    store = FaissStore(vectors.shape[1], kind_for(len(chunks)))
     store.add(vectors[: len(chunks)])
-    sentence_store = FaissStore(vectors.shape[1])
+    sentence_store = FaissStore(vectors.shape[1], kind_for(len(sentences)))
     sentence_store.add(vectors[len(chunks) :])
     lexical = LexicalIndex.build([chunk.text for chunk in chunks])
     manifest = {
@@ -213,6 +213,8 @@ def build_index(
         "settings": settings.index_shape(),
         # The constants retrieval runs with, so a result can be traced to its tuning.
         "tuning": DEFAULT_TUNING.to_dict(),
+        # Exact below qa.vector_store.EXACT_BELOW rows, HNSW above.
+        "vector_index": {"passages": store.kind, "sentences": sentence_store.kind},
         "chunks": len(chunks),
         "sentences": len(sentences),
         "articles": [

@@ -45,7 +45,14 @@ class NumpyStore:
         return store
 
 
-BACKENDS = [NumpyStore, FaissStore]
+class HnswStore(FaissStore):
+    """FAISS's HNSW index: approximate, but at these sizes its search is exact."""
+
+    def __init__(self, dimension: int):
+        super().__init__(dimension, kind="hnsw")
+
+
+BACKENDS = [NumpyStore, FaissStore, HnswStore]
 
 
 @pytest.fixture
@@ -94,6 +101,18 @@ def test_a_saved_store_loads_with_the_same_answers(backend, data, tmp_path):
     assert len(loaded) == len(store) == 300
     for a, b in zip(store.search(queries, 5), loaded.search(queries, 5)):
         assert np.allclose(a, b)
+
+
+def test_the_index_kind_follows_the_size_and_survives_a_save(tmp_path):
+    from qa.vector_store import EXACT_BELOW, kind_for
+
+    assert kind_for(EXACT_BELOW - 1) == "flat" and kind_for(EXACT_BELOW) == "hnsw"
+    store = FaissStore(8, kind="hnsw")
+    store.add(np.eye(8, dtype=np.float32))
+    store.save(tmp_path / "v.faiss")
+    assert FaissStore.load(tmp_path / "v.faiss").kind == "hnsw"
+    with pytest.raises(ValueError, match="kind"):
+        FaissStore(8, kind="ivf")
 
 
 def test_a_damaged_faiss_file_is_reported_with_the_fix(tmp_path):
