@@ -23,7 +23,7 @@ from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, IndexW
 from qa.highlight import sentence_spans
 from qa.lexical import LexicalIndex
 from qa.normalize import match_form
-from qa.schema import Article, Chunk
+from qa.schema import Chunk
 from qa.settings import Settings
 from qa.tuning import DEFAULT_TUNING, Tuning
 from qa.vector_store import FaissStore, VectorStore, kind_for

@@ -37,15 +37,6 @@ _INSTALL_HINT = "pip install -e '.[bench]'"
 
 
 @dataclass(frozen=True)
-class PeerQuestion:
-    id: str
-    q: str
-    gold: tuple[str, ...]
-    unanswerable: bool
-    source: str  # article file name the question was written from; "" when unknown
-
-
-@dataclass(frozen=True)
 class Chunk:
     text: str
     source: str  # Article.source of the article it was cut from
@@ -53,25 +44,6 @@ class Chunk:
 
 # A built peer: build seconds, chunk count, and a search function returning the top chunks.
 Search = Callable[[str], list[Chunk]]
-
-
-def load_peer_questions(path: Path) -> list[PeerQuestion]:
-    """Read a question file, keeping `source`, which qa.evaluate.load_questions drops."""
-    questions = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        questions.append(
-            PeerQuestion(
-                id=str(record.get("id", number)),
-                q=record["q"],
-                gold=tuple(record.get("gold") or ()),
-                unanswerable=bool(record.get("unanswerable", False)),
-                source=record.get("source") or "",
-            )
-        )
-    return questions
 
 
 def _require(module: str):
@@ -172,18 +144,11 @@ _BUILDERS = {"langchain": build_langchain, "bm25s-jieba": build_bm25s_jieba}
 # ------------------------------------------------------------------- scoring
 
 
-def first_answer_rank(hits: list[Chunk], question: PeerQuestion) -> int | None:
-    """The rank of the first chunk that holds a gold string and, when known, comes from the question's article."""
-    from qa.evaluate import answers
+def first_answer_rank(hits: list[Chunk], question) -> int | None:
+    """The project's rule (`qa.evaluate.first_answer_rank`): gold string, and the question's own article."""
+    from qa.evaluate import first_answer_rank as rank_of
 
-    for rank, chunk in enumerate(hits[:DEPTH], 1):
-        # Gold strings are short spans that also occur in other articles, so a hit
-        # counts only from the article the question was written about.
-        if question.source and chunk.source != question.source:
-            continue
-        if answers(chunk.text, question.gold):
-            return rank
-    return None
+    return rank_of([(chunk.source, chunk.text) for chunk in hits], question)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -198,7 +163,9 @@ def run_peer(name: str, corpus_dir: Path, questions_path: Path, limit: int | Non
     from qa.corpus import load_corpus
 
     articles = load_corpus(Path(corpus_dir))
-    questions = load_peer_questions(Path(questions_path))[:limit]
+    from qa.evaluate import load_questions
+
+    questions = load_questions(Path(questions_path))[:limit]
     # Peers have no "nothing found" answer, so unanswerable questions say nothing about them.
     answerable = [q for q in questions if not q.unanswerable and q.gold]
 
@@ -207,11 +174,11 @@ def run_peer(name: str, corpus_dir: Path, questions_path: Path, limit: int | Non
     build_s = time.perf_counter() - started
 
     if answerable:
-        search(answerable[0].q)  # warm-up: first-call costs (lazy loads, allocations) are not latency
+        search(answerable[0].question)  # warm-up: first-call costs (lazy loads, allocations) are not latency
     ranks, latencies = [], []
     for question in answerable:
         started = time.perf_counter()
-        hits = search(question.q)
+        hits = search(question.question)
         latencies.append((time.perf_counter() - started) * 1000)
         ranks.append(first_answer_rank(hits, question))
 

@@ -7,7 +7,6 @@ import json
 import shutil
 import time
 
-import numpy as np
 import pytest
 
 from qa import index as index_module

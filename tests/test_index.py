@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
 
 from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, StaleIndexError
@@ -69,7 +68,7 @@ def test_changed_added_or_removed_article_makes_the_index_stale(built, corpus, f
     (corpus / "new.txt").write_text("新文章\n内容一句。", encoding="utf-8")
     status = index_status(built)
     assert status["state"] == "stale"
-    assert f"+new.txt" in status["changes"] and f"~{article.name}" in status["changes"]
+    assert "+new.txt" in status["changes"] and f"~{article.name}" in status["changes"]
     build_index(built, encoder=fake_encoder)
     assert index_status(built)["state"] == "ready"
 
