@@ -62,9 +62,10 @@ def build_langchain(articles) -> tuple[list[Chunk], Search]:
     """The LangChain quick-start recipe: 500/50 recursive splits, HuggingFaceEmbeddings, FAISS."""
     splitters = _require("langchain_text_splitters")
     try:
-        # langchain_huggingface is the current home, but its releases cap
-        # huggingface_hub below 2 and would downgrade the project's; the community
-        # class is the same SentenceTransformer wrapper.
+        # langchain_huggingface is the current home and is used where installed, but
+        # the bench extra leaves it out: its releases cap huggingface_hub below 2 and
+        # would downgrade the project's. The community class is the same
+        # SentenceTransformer wrapper.
         from langchain_huggingface import HuggingFaceEmbeddings
     except ImportError:
         try:
