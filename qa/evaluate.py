@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from qa.errors import IndexNotFoundError, QAError, StaleIndexError
+from qa.errors import IndexCorruptError, IndexNotFoundError, QAError, StaleIndexError
 from qa.judge import JudgeParams, judge, load_params
 from qa.normalize import eval_form
 from qa.settings import Settings
@@ -215,7 +215,8 @@ def ensure_index(settings: Settings, encoder=None, log=None) -> None:
 
     try:
         load_index(settings)
-    except (IndexNotFoundError, StaleIndexError) as error:
+    except (IndexNotFoundError, StaleIndexError, IndexCorruptError) as error:
+        # The cache is ours to rebuild: a user cannot fix it with `qa build`.
         if log:
             log(f"building the benchmark index ({error.__class__.__name__.replace('Error', '').lower()})")
         build_index(settings, encoder=encoder, progress=log is not None, log=log)

@@ -113,6 +113,9 @@ class SearchIndex:
     directory: Path | None
     articles: dict[str, ArticleText]
     tuning: Tuning = DEFAULT_TUNING
+    # The last freshness check: (corpus folder, when, folder stamp, changes). Kept on the
+    # index it describes, so a rebuilt index never inherits an old verdict.
+    freshness: tuple | None = None
 
     def __post_init__(self) -> None:
         self.sentences.index_chunks(len(self.chunks))
@@ -211,7 +214,8 @@ def build_index(
         "model": encoder.name,
         "dimension": int(vectors.shape[1]),
         "settings": settings.index_shape(),
-        # The constants retrieval runs with, so a result can be traced to its tuning.
+        # The tuning constants as they were at build time, so a figure measured on this
+        # index can be traced to them (retrieval runs with the current qa/tuning.py).
         "tuning": DEFAULT_TUNING.to_dict(),
         # Exact below qa.vector_store.EXACT_BELOW rows, HNSW above.
         "vector_index": {"passages": store.kind, "sentences": sentence_store.kind},
@@ -367,7 +371,7 @@ def load_index(settings: Settings | None = None, *, check_corpus: bool = True) -
         _CACHE[key] = (stamp, index)
     check_settings(index.manifest, settings)
     if check_corpus:
-        check_fresh(index.manifest, settings)
+        check_fresh(index, settings)
     return index
 
 
@@ -378,7 +382,10 @@ def _read(index_dir: Path) -> SearchIndex:
     try:
         manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise corrupt(f"format {manifest.get('format_version')}, expected {FORMAT_VERSION}")
+            raise StaleIndexError(
+                f"index in {index_dir} was built by another version of this program (format "
+                f"{manifest.get('format_version')}, this one reads {FORMAT_VERSION}); run `qa build` to rebuild it"
+            )
         with open(index_dir / CHUNKS, encoding="utf-8") as lines:
             chunks = [Chunk(**json.loads(line)) for line in lines if line.strip()]
         sentences = SentenceTable.from_json(json.loads((index_dir / SENTENCES).read_text(encoding="utf-8")))
@@ -454,8 +461,6 @@ def corpus_changes(manifest: dict, settings: Settings) -> list[str]:
 # most of a question's time; once a second is cheap and still catches an edit before
 # anyone can type the next question.
 FRESHNESS_INTERVAL_S = 1.0
-# (corpus folder, build time) -> (when checked, folder stamp, changes found)
-_FRESHNESS: dict[tuple[str, str], tuple[float, int, list[str]]] = {}
 
 
 def corpus_stamp(corpus_dir: Path) -> int:
@@ -477,23 +482,23 @@ def corpus_stamp(corpus_dir: Path) -> int:
     return hash(tuple(sorted(entries)))
 
 
-def fresh_changes(manifest: dict, settings: Settings) -> list[str]:
-    """`corpus_changes`, looked at no more than once per FRESHNESS_INTERVAL_S, and
-    re-computed only when the folder's stamp moved."""
-    key = (str(Path(settings.corpus_dir).resolve()), str(manifest.get("built_at")) + str(id(manifest)))
+def fresh_changes(index: SearchIndex, settings: Settings) -> list[str]:
+    """`corpus_changes` for a loaded index, looked at no more than once per
+    FRESHNESS_INTERVAL_S, and re-computed only when the folder's stamp moved."""
+    corpus_dir = str(Path(settings.corpus_dir).resolve())
     now = time.monotonic()
-    cached = _FRESHNESS.get(key)
-    if cached and now - cached[0] < FRESHNESS_INTERVAL_S:
-        return cached[2]
+    last = index.freshness if index.freshness and index.freshness[0] == corpus_dir else None
+    if last and now - last[1] < FRESHNESS_INTERVAL_S:
+        return last[3]
     stamp = corpus_stamp(Path(settings.corpus_dir))
-    changes = cached[2] if cached and cached[1] == stamp else corpus_changes(manifest, settings)
-    _FRESHNESS[key] = (now, stamp, changes)
+    changes = last[3] if last and last[2] == stamp else corpus_changes(index.manifest, settings)
+    index.freshness = (corpus_dir, now, stamp, changes)
     return changes
 
 
-def check_fresh(manifest: dict, settings: Settings) -> None:
+def check_fresh(index: SearchIndex, settings: Settings) -> None:
     """Raise StaleIndexError when articles were added, removed or changed since the build."""
-    changes = fresh_changes(manifest, settings)
+    changes = fresh_changes(index, settings)
     if changes:
         shown = ", ".join(changes[:3]) + (" ..." if len(changes) > 3 else "")
         raise StaleIndexError(

@@ -27,7 +27,7 @@ PARAMS_FILE = Path(__file__).with_name("judge.json")
 
 # Each feature is a number a person can check by hand on one question.
 FEATURES = (
-    "dense",  # the best result's dense score (mean of passage and best-sentence cosine)
+    "dense",  # the best result's dense score: mean of its passage cosine and max(passage, best sentence)
     "sentence_cosine",  # its answering sentence's cosine with the question
     "coverage",  # share of the question's terms (by length) in the best result's text
     "known_share",  # share of the question's terms that occur anywhere in the articles

@@ -305,7 +305,9 @@ class LexicalIndex:
             for t in english_question_terms(question)
             if t.chinese
         ]
-        return verdicts.count(False) / len(verdicts) if verdicts else 0.0
+        # No word the dictionary knows (names, a typo): nothing in it is known to the
+        # articles either, which is what the judge must see.
+        return verdicts.count(False) / len(verdicts) if verdicts else 1.0
 
     def unknown_share_of(self, words: Sequence[str]) -> float:
         """Share (by length) of Chinese content `words` that occur nowhere in the texts."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qa.answer_type import Expected, expected_answer
-from qa.lexical import LexicalIndex, content_words, has_han, query_terms
+from qa.lexical import LexicalIndex, has_han, query_terms
 from qa.normalize import to_simplified_chars
 
 
@@ -50,10 +50,7 @@ def analyse(question: str, lexical: LexicalIndex) -> Query:
     english = not has_han(question)
     lexical_query = lexical.cross_language_query(question) if english else question
     terms = tuple(query_terms(lexical_query))
-    if english:
-        unknown = lexical.unknown_share_english(question)
-    else:
-        unknown = lexical.unknown_share_of(content_words(question))
+    unknown = lexical.unknown_share(question)
     # An English question's BM25 terms are only the translations the articles use, so
     # their known share is always 1; what says how much of it the articles cover is the
     # share of its words with such a translation.

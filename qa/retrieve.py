@@ -34,7 +34,7 @@ class Ranked:
 
     row: int  # passage row in the index
     score: float  # fused score (the mode's own score for dense and lexical)
-    dense: float  # mean of the passage's and its best sentence's cosine
+    dense: float  # (passage cosine + max(best sentence cosine, passage cosine)) / 2
     lexical: float  # BM25 (0 when the question shares no term with the passage)
     sentence: int | None  # row in the sentence table of the answering sentence
     sentence_cosine: float  # that sentence's cosine with the question
@@ -115,9 +115,10 @@ class Retriever:
         passage_ids, _ = self.index.vectors.search(vector, tuning.dense_candidates)
         lexical_all = self.index.lexical.term_scores(query.terms)
         lexical_ids, _ = top_n(lexical_all, tuning.lexical_candidates)
-        dense_rows = np.concatenate([self.index.sentences.chunk[sentence_ids[0]], passage_ids[0]])
+        # An approximate index pads with -1 when it finds fewer than asked for.
+        sentence_ids, passage_ids = sentence_ids[0][sentence_ids[0] >= 0], passage_ids[0][passage_ids[0] >= 0]
+        dense_rows = np.concatenate([self.index.sentences.chunk[sentence_ids], passage_ids])
         rows = np.unique(np.concatenate([dense_rows, lexical_ids]).astype(np.int64))
-        rows = rows[rows >= 0]
         if mode == "lexical":
             rows = rows[lexical_all[rows] > 0]
         if rows.size == 0:
@@ -221,7 +222,7 @@ class Retriever:
         low = max((b for a, b in shown if b <= start), default=0)
         high = min((a for a, b in shown if a >= end), default=len(article.text))
         if sentence is None:
-            return start, end
+            return max(start, low), min(end, high)
         return context_window(article.text, start, end, self.tuning.context_chars, low, high)
 
     def _duplicates(self, a: set[str], b: set[str]) -> bool:
@@ -299,7 +300,9 @@ def context_window(text: str, start: int, end: int, limit: int, low: int = 0, hi
         if first > 0 and spans[last].end - spans[first - 1].start <= limit:
             first -= 1
             grown = True
-    return spans[first].start, spans[last].end
+    # Sentences were cut per passage at build time and here per paragraph: where the two
+    # disagree (overlapping passages), the window still holds the whole highlight.
+    return min(spans[first].start, start), max(spans[last].end, end)
 
 
 def _display_score(r: Ranked, mode: Mode, top: float) -> float:

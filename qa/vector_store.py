@@ -109,9 +109,12 @@ class FaissStore:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.int64), empty.astype(np.float32)
         if self.kind == "hnsw":
-            # A search breadth below n would return fewer than n neighbours.
-            self._index.hnsw.efSearch = max(HNSW_EF_SEARCH, n)
-        scores, ids = self._index.search(queries, n)
+            # A search breadth below n would return fewer than n neighbours; passed per
+            # call, not set on the shared index, so concurrent searches never race.
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, n))
+            scores, ids = self._index.search(queries, n, params=params)
+        else:
+            scores, ids = self._index.search(queries, n)
         return ids, scores
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:

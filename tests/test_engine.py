@@ -190,3 +190,26 @@ def test_an_edit_that_keeps_the_file_size_is_still_seen(built, monkeypatch):
     path.write_text(data.replace("安全", "安心", 1), encoding="utf-8")  # same length
     with pytest.raises(StaleIndexError, match=path.name):
         load_index(built)
+
+
+def test_an_english_question_the_dictionary_cannot_read_is_not_taken_as_known(retriever):
+    for question in ("asdf qwerty zxcv", "Who is Taylor Swift?"):
+        query = retriever.analyse(question)
+        assert query.unknown_share == 1.0 and query.known_share == 0.0, question
+
+
+def test_the_window_holds_the_whole_highlight_when_passages_overlap(tmp_path, fake_encoder):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(REPO / "corpus", corpus)
+    settings = Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake", chunk_overlap=50)
+    build_index(settings, encoder=fake_encoder)
+    retriever = Retriever.from_settings(settings, encoder=fake_encoder)
+    for limit in (40, 60, 120):
+        retriever.tuning = type(retriever.tuning)(**{**retriever.tuning.to_dict(), "context_chars": limit})
+        index = retriever.index
+        for sentence in range(len(index.sentences)):
+            row = int(index.sentences.chunk[sentence])
+            article = index.articles[index.chunks[row].source]
+            begin, end = retriever.context(article, sentence, row)
+            start, stop = int(index.sentences.start[sentence]), int(index.sentences.end[sentence])
+            assert begin <= start < stop <= end, (limit, sentence, (begin, end), (start, stop))

@@ -85,3 +85,24 @@ def test_question_file_is_read(tmp_path):
     first, second = load_questions(path)
     assert first.gold == ("某人",) and not first.unanswerable and first.lang == "en"
     assert second.unanswerable and second.gold == ()
+
+
+def test_a_damaged_benchmark_cache_is_rebuilt_not_blamed_on_the_user(tmp_path, fake_encoder):
+    import shutil
+
+    from conftest import REPO
+    from qa.evaluate import benchmark_settings, ensure_index
+    from qa.index import load_index
+    from qa.settings import Settings
+
+    bench = tmp_path / "bench"
+    shutil.copytree(REPO / "corpus", bench / "corpus")
+    (bench / "questions.jsonl").write_text('{"id": "1", "q": "知识城？", "gold": ["知识城"]}\n', encoding="utf-8")
+    settings, _ = benchmark_settings(bench, Settings.load(cache_dir=tmp_path / "cache", embed_model="fake"))
+    ensure_index(settings, encoder=fake_encoder)
+    (settings.index_dir / "chunks.jsonl").write_text("not json\n", encoding="utf-8")
+    from qa import index as index_module
+
+    index_module._CACHE.clear()
+    ensure_index(settings, encoder=fake_encoder)
+    assert len(load_index(settings).chunks) > 0
