@@ -23,9 +23,9 @@ from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, IndexW
 from qa.highlight import sentence_spans
 from qa.lexical import LexicalIndex
 from qa.normalize import match_form
-from qa.schema import Chunk
+from qa.schema import Article, Chunk
 from qa.settings import Settings
-from qa.tuning import DEFAULT_TUNING, Tuning
+from qa.tuning import DEFAULT_TUNING
 from qa.vector_store import FaissStore, VectorStore, kind_for
 
 FORMAT_VERSION = 3
@@ -72,13 +72,10 @@ class SentenceTable:
         return len(self.chunk)
 
     def of_chunk(self, row: int) -> range:
-        """The sentence rows of passage `row` (sentences are stored in passage order)."""
-        return range(int(self._first[row]), int(self._first[row + 1]))
-
-    def index_chunks(self, chunk_count: int) -> None:
-        # _first[row]..._first[row+1] are passage row's sentences: one searchsorted at
-        # load instead of a list per passage.
-        self._first = np.searchsorted(self.chunk, np.arange(chunk_count + 1))
+        """The sentence rows of passage `row`: sentences are stored in passage order, so
+        a binary search finds them without a per-passage list."""
+        first, last = np.searchsorted(self.chunk, (row, row + 1))
+        return range(int(first), int(last))
 
     def to_json(self) -> dict:
         return {"chunk": self.chunk.tolist(), "start": self.start.tolist(), "end": self.end.tolist(), "form": self.form}
@@ -87,17 +84,6 @@ class SentenceTable:
     def from_json(cls, data: dict) -> "SentenceTable":
         arrays = (np.asarray(data[key], dtype=np.int32) for key in ("chunk", "start", "end"))
         return cls(*arrays, form=list(data["form"]))
-
-
-@dataclass(frozen=True)
-class ArticleText:
-    """An indexed article as a reader sees it: what a passage's context is cut from."""
-
-    source: str
-    title: str
-    date: str
-    publication: str
-    text: str
 
 
 @dataclass
@@ -111,14 +97,10 @@ class SearchIndex:
     lexical: LexicalIndex
     manifest: dict
     directory: Path | None
-    articles: dict[str, ArticleText]
-    tuning: Tuning = DEFAULT_TUNING
+    articles: dict[str, Article]  # by source: what a result's context is cut from
     # The last freshness check: (corpus folder, when, folder stamp, changes). Kept on the
     # index it describes, so a rebuilt index never inherits an old verdict.
     freshness: tuple | None = None
-
-    def __post_init__(self) -> None:
-        self.sentences.index_chunks(len(self.chunks))
 
     def sentence_text(self, sentence: int) -> str:
         chunk = self.chunks[int(self.sentences.chunk[sentence])]
@@ -226,8 +208,8 @@ def build_index(
             for a in articles
         ],
     }
-    texts = {a.source: ArticleText(a.source, a.title, a.date, a.publication, a.text) for a in articles}
-    index = SearchIndex(chunks, store, sentences, sentence_store, lexical, manifest, None, texts)
+    by_source = {article.source: article for article in articles}
+    index = SearchIndex(chunks, store, sentences, sentence_store, lexical, manifest, None, by_source)
     _write_atomically(Path(settings.index_dir), index)
     _forget_cached(Path(settings.index_dir))
     return BuildSummary(
@@ -390,7 +372,7 @@ def _read(index_dir: Path) -> SearchIndex:
             chunks = [Chunk(**json.loads(line)) for line in lines if line.strip()]
         sentences = SentenceTable.from_json(json.loads((index_dir / SENTENCES).read_text(encoding="utf-8")))
         with open(index_dir / ARTICLES, encoding="utf-8") as lines:
-            articles = [ArticleText(**json.loads(line)) for line in lines if line.strip()]
+            articles = [Article(**json.loads(line)) for line in lines if line.strip()]
     except IndexCorruptError:
         raise
     except (OSError, ValueError, TypeError, KeyError) as error:

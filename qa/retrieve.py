@@ -17,11 +17,12 @@ import numpy as np
 from qa.answer_type import sentence_fits
 from qa.errors import QuestionError, SettingsError
 from qa.highlight import sentence_spans, term_coverage
-from qa.index import ArticleText, SearchIndex, load_index
+from qa.index import SearchIndex, load_index
 from qa.lexical import top_n
 from qa.query import Query, analyse
-from qa.schema import Hit
+from qa.schema import Article, Hit
 from qa.settings import Settings
+from qa.tuning import DEFAULT_TUNING
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES = ("dense", "lexical", "hybrid")
@@ -84,7 +85,7 @@ class Retriever:
         self.index = index
         self.encoder = encoder
         self.settings = settings
-        self.tuning = index.tuning
+        self.tuning = DEFAULT_TUNING
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, encoder=None) -> "Retriever":
@@ -205,7 +206,7 @@ class Retriever:
         return sentences[int(np.argmax(combined))]
 
     def context(
-        self, article: ArticleText, sentence: int | None, row: int, shown: list[tuple[int, int]] = ()
+        self, article: Article, sentence: int | None, row: int, shown: list[tuple[int, int]] = ()
     ) -> tuple[int, int] | None:
         """Article offsets of what a reader gets: the answering sentence and its
         neighbours, inside its paragraph and outside the stretches `shown` already,
@@ -250,7 +251,7 @@ class Retriever:
             highlight = None
             if r.sentence is not None:
                 highlight = (int(self.index.sentences.start[r.sentence]), int(self.index.sentences.end[r.sentence]))
-            paragraph = article.text.count("\n", 0, start) + 1
+            paragraph = article.paragraph_at(start)
             text = article.text[start:end]
             hits.append(
                 Hit(
@@ -313,7 +314,7 @@ def _display_score(r: Ranked, mode: Mode, top: float) -> float:
     return r.score
 
 
-def citation(article: ArticleText, first: int, last: int) -> str:
+def citation(article: Article, first: int, last: int) -> str:
     """One readable line: 《title》 (publication, source, date) ¶paragraph, or ¶first-last."""
     details = ", ".join(part for part in (article.publication, article.source, article.date) if part)
     where = f"¶{first}" if last == first else f"¶{first}-{last}"

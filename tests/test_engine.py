@@ -15,6 +15,7 @@ from qa.index import build_index, load_index
 from qa.judge import FEATURES, JudgeParams, judge, load_params
 from qa.retrieve import Retriever, context_window
 from qa.settings import Settings
+from qa.tuning import DEFAULT_TUNING
 
 from conftest import REPO
 
@@ -134,7 +135,7 @@ def test_captions_and_bylines_from_front_matter_are_searchable(retriever):
 
 def test_the_tuning_the_index_was_built_with_is_in_its_manifest(built):
     manifest = json.loads((built.index_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["tuning"]["context_chars"] == load_index(built).tuning.context_chars
+    assert manifest["tuning"]["context_chars"] == DEFAULT_TUNING.context_chars
     assert {"rrf_k", "dense_candidates", "lexical_candidates"} <= manifest["tuning"].keys()
 
 
