@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.clean import BYLINE_MARKS, CLOSERS, SENTENCE_END, visual_width
+from qa.clean import SENTENCE_END, join_lines, visual_width
 from qa.errors import CorpusError
 from qa.normalize import is_cjk, to_simplified_chars
 
@@ -481,40 +481,15 @@ def join_printed_lines(lines: list[str]) -> list[str]:
     at any width (a full A4 line is 45 characters).
     """
     widths = [visual_width(line) for line in lines]
-    paragraphs: list[str] = []
-    current = ""
-    for index, line in enumerate(lines):
+
+    def column_at(index: int) -> float:
+        # Measured on the neighbouring lines, as a page can mix widths: the median of
+        # those that come near the widest, since headings, menus and the short last
+        # lines of paragraphs can be half the lines at a page's top.
         nearby = widths[max(0, index - 4) : index + 5]
-        # The column is measured on the neighbouring lines, as a page can mix widths:
-        # the median of those that come near the widest, since headings, menus and
-        # the short last lines of paragraphs can be half the lines at a page's top.
-        column = statistics.median([width for width in nearby if width >= 0.6 * max(nearby)])
-        heading = line.startswith(BYLINE_MARKS) or (
-            widths[index] < column - 3.5
-            and not _ends_sentence(line)
-            and not any(mark in line for mark in "，,、；;：:")  # headings have no clauses
-        )
-        if current and heading and (_ends_sentence(current) or line.startswith(BYLINE_MARKS)):
-            paragraphs.append(current)
-            current = ""
-        current = _glue(current, line) if current else line
-        if heading or (_ends_sentence(line) and widths[index] < column - 0.75):
-            paragraphs.append(current)
-            current = ""
-    if current:
-        paragraphs.append(current)
-    return paragraphs
+        return statistics.median([width for width in nearby if width >= 0.6 * max(nearby)])
 
-
-def _ends_sentence(line: str) -> bool:
-    return line.rstrip().rstrip(CLOSERS)[-1:] in tuple(SENTENCE_END)
-
-
-def _glue(left: str, right: str) -> str:
-    # An English word broken over two lines gets its space back; CJK never had one.
-    if left[-1].isascii() and left[-1].isalpha() and right[0].isascii() and right[0].isalpha():
-        return f"{left} {right}"
-    return left + right
+    return join_lines(lines, widths, column_at)
 
 
 # ---------------------------------------------------------------------------- DOCX
