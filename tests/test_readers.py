@@ -23,7 +23,8 @@ import qa.corpus
 from qa.clean import clean_text
 from qa.corpus import ARTICLE_SUFFIXES, article_files, load_article, load_corpus
 from qa.errors import CorpusError
-from qa.readers import decode_text, fix_radicals, join_printed_lines
+from qa.decode import decode_text
+from qa.readers import fix_radicals, join_printed_lines
 
 from test_corpus import paragraph_breaks_inside_sentences
 
