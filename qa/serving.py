@@ -346,6 +346,10 @@ class ChatService:
             status = {"state": "unusable", "problem": str(error)}
         with self._build:
             status["rebuild"] = {**self._rebuild, "log": list(self._rebuild["log"][-5:])}
+        if self._batching is not None and self._batching.batches:
+            batching = self._batching
+            status["batching"] = {"batches": batching.batches, "questions": batching.questions,
+                                  "mean_batch": round(batching.questions / batching.batches, 2)}
         return status
 
     def start_rebuild(self, full: bool = False) -> bool:
