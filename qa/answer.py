@@ -9,7 +9,7 @@ import re
 from qa.judge import judge
 from qa.query import question_language
 from qa.retrieve import Mode, Retriever, get_retriever, validate_k, validate_mode, validate_question
-from qa.schema import Answer, Hit
+from qa.schema import Answer, Filter, Hit
 from qa.settings import Settings
 
 # Shown instead of passages when the judge finds nothing (see qa/judge.py).
@@ -37,6 +37,7 @@ def answer(
     show_unrelated: bool = False,
     settings: Settings | None = None,
     retriever: Retriever | None = None,
+    where: Filter | None = None,
 ) -> Answer:
     """Retrieve passages for `question` and judge whether they answer it.
 
@@ -45,11 +46,13 @@ def answer(
         k: passages to return (1-50); defaults to the `top_k` setting.
         mode: "hybrid" (default), "dense" or "lexical".
         show_unrelated: return the best passages even when the verdict is "not_found".
+        where: only these articles (`qa.schema.Filter`: source files, a date range).
 
     Returns:
         Answer with `.verdict` ("found", "unsure" or "not_found"), `.found`,
         `.passages` (shown for "found" and "unsure"; for "not_found" only with
-        `show_unrelated`), `.message` and `.markdown`.
+        `show_unrelated`), `.message`, `.markdown`, and `.stale` (what changed in the
+        corpus since the build; "" when nothing did).
 
     Example:
         >>> result = answer("知识城与新加坡签署了多少份合作备忘录？")  # doctest: +SKIP
@@ -62,7 +65,8 @@ def answer(
     k = validate_k(k if k is not None else settings.top_k)
     retriever = retriever or get_retriever(settings)
     query = retriever.analyse(question)
-    ranked = retriever.rank(query, k, mode)
+    stale = retriever.stale_note()
+    ranked = retriever.rank(query, k, mode, where)
     judgement = judge(query, ranked, retriever.passage_text(ranked[0]) if ranked else "")
     verdict = judgement.verdict
     shown = verdict != "not_found" or show_unrelated
@@ -75,7 +79,8 @@ def answer(
         verdict=verdict,
         passages=hits,
         message=message,
-        markdown=to_markdown(verdict, hits, message),
+        markdown=to_markdown(verdict, hits, message, stale),
+        stale=stale,
     )
 
 
@@ -87,13 +92,13 @@ def highlighted(hit: Hit, open_mark: str = "**", close_mark: str = "**") -> str:
     return hit.text[:start] + open_mark + hit.text[start:end] + close_mark + hit.text[end:]
 
 
-def to_markdown(verdict: str, hits: list[Hit], message: str) -> str:
-    """Markdown for the chat: the verdict's line, numbered passages with the answering
-    sentence in `<mark>`, a citation under each.
+def to_markdown(verdict: str, hits: list[Hit], message: str, stale: str = "") -> str:
+    """Markdown for the chat: a stale-index note if any, the verdict's line, numbered
+    passages with the answering sentence in `<mark>`, a citation under each.
 
     Article text is escaped, so nothing in an article is taken as Markdown or HTML.
     """
-    lines: list[str] = []
+    lines: list[str] = [f"⚠️ _{escape_markdown(stale)}_", ""] if stale else []
     if verdict != "found":
         lines.append(f"_{escape_markdown(message)}_")
         if hits:

@@ -28,15 +28,21 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_build(args: argparse.Namespace) -> int:
     from qa.index import build_index
 
-    summary = build_index(_settings(args), progress=not args.quiet, log=None if args.quiet else _log)
+    summary = build_index(_settings(args), progress=not args.quiet, log=None if args.quiet else _log, full=args.full)
     print(summary)
     return 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from qa.answer import answer, highlighted
+    from qa.schema import Filter
 
-    result = answer(args.question, args.k, mode=args.mode, show_unrelated=args.all, settings=_settings(args))
+    where = Filter(
+        sources=frozenset(args.source) if args.source else None, date_from=args.since or "", date_to=args.until or ""
+    )
+    result = answer(args.question, args.k, mode=args.mode, show_unrelated=args.all, settings=_settings(args), where=where)
+    if result.stale:
+        _log(f"qa: note: {result.stale}")
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -64,7 +70,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"model {status['model']} ({status['dimension']} dims), built {status['built_at']}"
         )
         if status["changes"]:
-            print(f"corpus changed since the build: {', '.join(status['changes'])}; run `qa build`")
+            print(f"corpus changed since the build: {', '.join(status['changes'])}; run `qa build` (until then, answers come from this index)")
+        if status["building"]:
+            print("a build is running now; questions are answered from this index until it finishes")
+        for item in status["skipped"]:
+            print(f"skipped (not indexed): {item['reason']}")
     return 0 if status["state"] == "ready" else 1
 
 
@@ -115,8 +125,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="embedding model (default: $QA_EMBED_MODEL or the bundled offline model)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    build = commands.add_parser("build", help="(re)build the index from the corpus")
+    build = commands.add_parser("build", help="bring the index up to date with the corpus (only what changed)")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    build.add_argument("--full", action="store_true", help="rebuild every article instead of only added and changed ones")
     build.set_defaults(run=cmd_build)
 
     ask = commands.add_parser("ask", help="ask a question")
@@ -125,6 +136,9 @@ def make_parser() -> argparse.ArgumentParser:
     ask.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
     ask.add_argument("--all", action="store_true", help="show the closest passages even when none is relevant")
     ask.add_argument("--json", action="store_true", help="machine-readable output")
+    ask.add_argument("--source", action="append", metavar="FILE", help="only this article (repeatable; as `qa status --json` lists them)")
+    ask.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after this day")
+    ask.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
     ask.set_defaults(run=cmd_ask)
 
     status = commands.add_parser("status", help="is the index built and up to date?")

@@ -16,6 +16,7 @@ from qa.errors import CorpusError
 from qa.schema import Article
 
 ARTICLE_SUFFIXES = (".txt", ".md")
+MAX_FILE_BYTES = 50 * 1024 * 1024  # provisional; the readers set the real limit
 # Front-matter fields that hold article text cleaning moved out of the body (the
 # subtitle, the byline, a photo caption). They go back in as the article's last
 # paragraphs, so every sentence a reader can see is searchable, while the body keeps
@@ -59,11 +60,11 @@ def load_corpus(corpus_dir: Path) -> list[Article]:
     return [load_article(path, corpus_dir) for path in article_files(corpus_dir)]
 
 
-def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
+def load_article(path: Path, corpus_dir: Path | None = None, data: bytes | None = None) -> Article:
     """Load one article file (with or without front matter) and clean its text."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if data is None else data
     except OSError as error:
         raise CorpusError(f"cannot read {path}: {error.strerror or error}; fix its permissions or remove it") from error
     raw = decode_text(data, path)

@@ -211,12 +211,14 @@ def benchmark_settings(folder: Path, settings: Settings) -> tuple[Settings, Path
 
 def ensure_index(settings: Settings, encoder=None, log=None) -> None:
     """Build the index named by `settings` unless it is there and up to date."""
-    from qa.index import build_index, load_index
+    from qa.index import build_index, corpus_changes, load_index
 
     try:
-        load_index(settings)
+        why = "corpus changed" if corpus_changes(load_index(settings).manifest, settings) else ""
     except (IndexNotFoundError, StaleIndexError, IndexCorruptError) as error:
-        # The cache is ours to rebuild: a user cannot fix it with `qa build`.
+        why = error.__class__.__name__.replace("Error", "").lower()
+    if why:
+        # The cache is ours to update: a user cannot fix it with `qa build`.
         if log:
-            log(f"building the benchmark index ({error.__class__.__name__.replace('Error', '').lower()})")
+            log(f"building the benchmark index ({why})")
         build_index(settings, encoder=encoder, progress=log is not None, log=log)

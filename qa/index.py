@@ -1,7 +1,13 @@
 """Build, save and load the search index: chunk texts and metadata, vectors, BM25, manifest.
 
-A build writes into a temporary folder beside the index and swaps it in at the
-end, so an interrupted build leaves the previous index as it was.
+A build (`qa.build`) writes into a temporary folder beside the index and swaps it
+in at the end, so an interrupted build leaves the previous index as it was, and
+questions are answered from the previous index until the swap.
+
+While the corpus and the index disagree (articles added, changed or removed since
+the build), questions are still answered from the index as built, with a note
+naming what changed (`stale_note`): a stale index is the last good one, not an
+error.
 """
 
 from __future__ import annotations
@@ -13,22 +19,23 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.chunking import chunk_corpus
-from qa.corpus import article_files, load_corpus
+from qa.corpus import article_files
 from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, IndexWriteError, StaleIndexError
-from qa.highlight import sentence_spans
 from qa.lexical import LexicalIndex
-from qa.normalize import match_form
-from qa.schema import Article, Chunk
+from qa.schema import Article, Chunk, Filter
 from qa.settings import Settings
-from qa.tuning import DEFAULT_TUNING
-from qa.vector_store import FaissStore, VectorStore, kind_for
+from qa.vector_store import FaissStore, VectorStore
 
-FORMAT_VERSION = 3
+if TYPE_CHECKING:
+    from qa.build import BuildSummary
+
+# 4: per-article BM25 tokens (tokens.jsonl) and skipped files in the manifest, for
+# incremental builds.
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 CHUNK_VECTORS = "vectors.faiss"
@@ -36,25 +43,9 @@ SENTENCES = "sentences.json"
 SENTENCE_VECTORS = "sentence_vectors.faiss"
 ARTICLES = "articles.jsonl"
 LEXICAL_DIR = "lexical"
+UNREADABLE = "unreadable"  # the digest recorded for a file that could not be read
+TOKENS = "tokens.jsonl"  # BM25 tokens per passage: read by builds only, never by questions
 CONTEXTS = ("none", "date", "title")
-
-
-@dataclass(frozen=True)
-class BuildSummary:
-    """What `build_index` did, for people and logs."""
-
-    index_dir: str
-    articles: int
-    chunks: int
-    model: str
-    dimension: int
-    seconds: float
-
-    def __str__(self) -> str:
-        return (
-            f"indexed {self.articles} articles as {self.chunks} passages with {self.model} "
-            f"({self.dimension} dims) in {self.seconds:.1f}s -> {self.index_dir}"
-        )
 
 
 @dataclass
@@ -101,174 +92,57 @@ class SearchIndex:
     # The last freshness check: (corpus folder, when, folder stamp, changes). Kept on the
     # index it describes, so a rebuilt index never inherits an old verdict.
     freshness: tuple | None = None
+    # Each passage's BM25 tokens; loaded for a build (to reuse unchanged articles'), not
+    # for questions.
+    tokens: list[list[str]] | None = None
+    _article_codes: np.ndarray | None = None  # per passage, its article's position in `articles`
+
+    def passage_mask(self, where: Filter) -> np.ndarray:
+        """Which passages belong to the articles `where` allows (bool, one per passage)."""
+        if self._article_codes is None:
+            position = {source: code for code, source in enumerate(self.articles)}
+            self._article_codes = np.fromiter((position[c.source] for c in self.chunks), dtype=np.int32, count=len(self.chunks))
+        allowed = [code for code, article in enumerate(self.articles.values()) if where.allows(article)]
+        return np.isin(self._article_codes, allowed)
 
     def sentence_text(self, sentence: int) -> str:
         chunk = self.chunks[int(self.sentences.chunk[sentence])]
         return chunk.text[int(self.sentences.start[sentence]) - chunk.start : int(self.sentences.end[sentence]) - chunk.start]
 
 
-def context_prefix(chunk: Chunk, context: str) -> str:
-    """What goes in front of a passage or sentence for embedding.
+def build_index(settings: Settings | None = None, **options) -> "BuildSummary":
+    """Bring the index up to date with the corpus; see `qa.build.build_index` (kept
+    importable from here, where callers have always found it)."""
+    from qa.build import build_index as build
 
-    The date lets "in 2024" find the 2024 article; whole titles were measured to
-    hurt (they are long and alike, so they pull every passage of an article
-    together), see README "What the embedding sees".
-    """
-    if context == "date":
-        return f"{chunk.date}\n" if chunk.date else ""
-    if context == "title":
-        return f"{chunk.title}\n"
-    if context == "none":
-        return ""
-    raise ValueError(f"embed_context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+    return build(settings, **options)
 
 
-def split_sentences(chunks: list[Chunk]) -> SentenceTable:
-    """Every sentence of every chunk, with article offsets (see `qa.highlight.sentence_spans`)."""
-    rows, starts, ends, forms = [], [], [], []
-    for row, chunk in enumerate(chunks):
-        for span in sentence_spans(chunk.text, chunk.start):
-            rows.append(row)
-            starts.append(span.start)
-            ends.append(span.end)
-            forms.append(match_form(chunk.text[span.start - chunk.start : span.end - chunk.start]))
-    as_array = lambda values: np.asarray(values, dtype=np.int32)  # noqa: E731
-    return SentenceTable(as_array(rows), as_array(starts), as_array(ends), forms)
-
-
-def build_index(
-    settings: Settings | None = None,
-    *,
-    encoder=None,
-    progress: bool = False,
-    log: Callable[[str], None] | None = None,
-) -> BuildSummary:
-    """(Re)build the index from the corpus folder.
-
-    Args:
-        settings: where the corpus and index are and how to chunk and embed; defaults
-            to `Settings.load()`.
-        encoder: an `Encoder` to use instead of loading `settings.embed_model` (tests).
-        progress: show a progress bar while embedding.
-        log: called with one-line status messages.
-
-    Returns:
-        A BuildSummary.
-
-    Raises:
-        CorpusError: the corpus folder or a file in it cannot be read; the old index is kept.
-        ModelError: the embedding model cannot be loaded.
-
-    Example:
-        >>> from qa import build_index
-        >>> print(build_index())  # doctest: +SKIP
-        indexed 4 articles as 70 passages ...
-    """
-    settings = settings or Settings.load()
-    say = log or (lambda message: None)
-    started = time.perf_counter()
-    articles = load_corpus(settings.corpus_dir)
-    chunks = chunk_corpus(articles, settings.chunk_size, settings.chunk_overlap)
-    say(f"{len(articles)} articles, {len(chunks)} passages")
-
-    if encoder is None:
-        from qa.encoder import load_encoder
-
-        say(f"loading embedding model {settings.embed_model}")
-        encoder = load_encoder(settings)
-    sentences = split_sentences(chunks)
-    # Passages and their sentences are both embedded: a question usually targets one
-    # sentence, whose meaning a whole passage's vector averages away.
-    texts = [context_prefix(chunk, settings.embed_context) + chunk.text for chunk in chunks]
-    for row, start, end in zip(sentences.chunk, sentences.start, sentences.end):
-        chunk = chunks[row]
-        texts.append(context_prefix(chunk, settings.embed_context) + chunk.text[start - chunk.start : end - chunk.start])
-    vectors = _encode_in_batches(encoder, texts, progress)
-
-    store = FaissStore(vectors.shape[1], kind_for(len(chunks)))
-    store.add(vectors[: len(chunks)])
-    sentence_store = FaissStore(vectors.shape[1], kind_for(len(sentences)))
-    sentence_store.add(vectors[len(chunks) :])
-    lexical = LexicalIndex.build([chunk.text for chunk in chunks])
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": encoder.name,
-        "dimension": int(vectors.shape[1]),
-        "settings": settings.index_shape(),
-        # The tuning constants as they were at build time, so a figure measured on this
-        # index can be traced to them (retrieval runs with the current qa/tuning.py).
-        "tuning": DEFAULT_TUNING.to_dict(),
-        # Exact below qa.vector_store.EXACT_BELOW rows, HNSW above.
-        "vector_index": {"passages": store.kind, "sentences": sentence_store.kind},
-        "chunks": len(chunks),
-        "sentences": len(sentences),
-        "articles": [
-            {"source": a.source, "title": a.title, "date": a.date, "sha256": a.content_hash}
-            for a in articles
-        ],
-    }
-    by_source = {article.source: article for article in articles}
-    index = SearchIndex(chunks, store, sentences, sentence_store, lexical, manifest, None, by_source)
-    _write_atomically(Path(settings.index_dir), index)
-    _forget_cached(Path(settings.index_dir))
-    return BuildSummary(
-        index_dir=str(settings.index_dir),
-        articles=len(articles),
-        chunks=len(chunks),
-        model=encoder.name,
-        dimension=int(vectors.shape[1]),
-        seconds=time.perf_counter() - started,
-    )
-
-
-def _encode_in_batches(encoder, texts: list[str], progress: bool, batch_size: int = 32) -> np.ndarray:
-    """Embed `texts` in batches of similar length; rows come back in `texts` order.
-
-    A batch is padded to its longest text, so batching sentences with 200-character
-    passages wastes most of the work on padding; sorting by length first avoids it.
-    """
-    from tqdm.auto import tqdm
-
-    if not texts:
-        raise IndexCorruptError("nothing to index: the corpus produced no passages")
-    order = np.argsort([-len(text) for text in texts], kind="stable")
-    vectors: np.ndarray | None = None
-    with tqdm(total=len(texts), desc="embedding passages and sentences", unit="text", disable=not progress) as bar:
-        for begin in range(0, len(texts), batch_size):
-            rows = order[begin : begin + batch_size]
-            batch = np.asarray(encoder.encode_passages([texts[i] for i in rows]), dtype=np.float32)
-            if vectors is None:
-                vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
-            vectors[rows] = batch
-            bar.update(len(rows))
-    return vectors
-
-
-def _write_atomically(index_dir: Path, index: SearchIndex) -> None:
+def write_atomically(index_dir: Path, index: SearchIndex) -> None:
     """Write `index` beside `index_dir` and swap it in; the old index survives any failure.
+    The caller holds `build_lock(index_dir)`.
 
     Raises:
-        IndexWriteError: the folder cannot be written, or another build holds it.
+        IndexWriteError: the folder cannot be written.
     """
     try:
-        index_dir.parent.mkdir(parents=True, exist_ok=True)
-        with _build_lock(index_dir):
-            restore_interrupted_swap(index_dir)
-            # Folders of builds that were killed half-way; none is live, we hold the lock.
-            for leftover in index_dir.parent.glob(f".{index_dir.name}.building-*"):
-                shutil.rmtree(leftover, ignore_errors=True)
-            staging = index_dir.with_name(f".{index_dir.name}.building-{os.getpid()}")
-            try:
-                _write_files(staging, index)
-                retired = index_dir.with_name(f".{index_dir.name}.old-{os.getpid()}")
-                if index_dir.exists():
-                    os.replace(index_dir, retired)
-                os.replace(staging, index_dir)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            for old in index_dir.parent.glob(f".{index_dir.name}.old-*"):
-                shutil.rmtree(old, ignore_errors=True)
+        restore_interrupted_swap(index_dir, locked=True)
+        # Folders of builds that were killed half-way; none is live, we hold the lock.
+        for leftover in index_dir.parent.glob(f".{index_dir.name}.building-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        staging = index_dir.with_name(f".{index_dir.name}.building-{os.getpid()}")
+        try:
+            _write_files(staging, index)
+            retired = index_dir.with_name(f".{index_dir.name}.old-{os.getpid()}")
+            # Between these two renames there is no index folder; a reader that looks
+            # then waits for the lock's holder (see `load_index`) rather than failing.
+            if index_dir.exists():
+                os.replace(index_dir, retired)
+            os.replace(staging, index_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        for old in index_dir.parent.glob(f".{index_dir.name}.old-*"):
+            shutil.rmtree(old, ignore_errors=True)
     except OSError as error:
         raise IndexWriteError(
             f"cannot write the index to {index_dir}: {error.strerror or error}; "
@@ -285,6 +159,9 @@ def _write_files(staging: Path, index: SearchIndex) -> None:
     with open(staging / ARTICLES, "w", encoding="utf-8") as out:
         for article in index.articles.values():
             out.write(json.dumps(asdict(article), ensure_ascii=False) + "\n")
+    with open(staging / TOKENS, "w", encoding="utf-8") as out:
+        for tokens in index.tokens or []:
+            out.write(json.dumps(tokens, ensure_ascii=False) + "\n")
     index.vectors.save(staging / CHUNK_VECTORS)
     index.sentence_vectors.save(staging / SENTENCE_VECTORS)
     index.lexical.save(staging / LEXICAL_DIR)
@@ -292,12 +169,28 @@ def _write_files(staging: Path, index: SearchIndex) -> None:
     (staging / MANIFEST).write_text(json.dumps(index.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
+def _lock_path(index_dir: Path) -> Path:
+    return index_dir.with_name(f".{index_dir.name}.lock")
+
+
 @contextmanager
-def _build_lock(index_dir: Path):
-    """One build of a folder at a time (`qa build` while `qa serve` rebuilds, say)."""
+def build_lock(index_dir: Path):
+    """One build of a folder at a time (`qa build` while the web chat rebuilds, say),
+    held from the first file read to the swap.
+
+    Raises:
+        IndexWriteError: another build holds it, or the folder cannot be created.
+    """
     import fcntl
 
-    with open(index_dir.with_name(f".{index_dir.name}.lock"), "w") as handle:
+    try:
+        index_dir.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(_lock_path(index_dir), "w")
+    except OSError as error:
+        raise IndexWriteError(
+            f"cannot write the index to {index_dir}: {error.strerror or error}; set QA_INDEX_DIR to a writable folder"
+        ) from error
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -307,58 +200,114 @@ def _build_lock(index_dir: Path):
         yield
 
 
-def restore_interrupted_swap(index_dir: Path) -> None:
-    """Put the previous index back if a build was killed between its two renames."""
-    if index_dir.exists():
+def build_running(index_dir: Path) -> bool:
+    """Whether some process (this one included) holds `build_lock(index_dir)` now."""
+    import fcntl
+
+    try:
+        with open(_lock_path(index_dir), "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False  # closing the file releases the shared lock just taken
+    except OSError:
+        return False
+
+
+def restore_interrupted_swap(index_dir: Path, *, locked: bool = False) -> None:
+    """Put the previous index back if a build was killed between its two renames.
+
+    Only when no build is running (`locked`: the caller holds the lock): a live build
+    is between its renames for a moment, and must not find its old index put back.
+    """
+    if index_dir.exists() or (not locked and build_running(index_dir)):
         return
     retired = sorted(index_dir.parent.glob(f".{index_dir.name}.old-*"))
     if retired and (retired[-1] / MANIFEST).exists():
         os.replace(retired[-1], index_dir)
 
 
-# Loaded indexes, keyed by folder; reloaded when the manifest changes (a rebuild).
-_CACHE: dict[Path, tuple[float, SearchIndex]] = {}
+# Loaded indexes, keyed by folder, with the manifest's (inode, mtime) when read: a
+# rebuild writes a new manifest, so the next question reads the new index.
+_CACHE: dict[Path, tuple[tuple[int, int], SearchIndex]] = {}
+# How long a reader waits for a build that is between its two renames.
+SWAP_WAIT_S = 5.0
 
 
-def _forget_cached(index_dir: Path) -> None:
-    _CACHE.pop(index_dir.resolve(), None)
+def forget_cached(index_dir: Path) -> None:
+    _CACHE.pop(Path(index_dir).resolve(), None)
 
 
-def load_index(settings: Settings | None = None, *, check_corpus: bool = True) -> SearchIndex:
-    """Load the index named by `settings`, checking it matches the corpus and settings.
+def _manifest_stamp(index_dir: Path) -> tuple[int, int] | None:
+    try:
+        stat = (index_dir / MANIFEST).stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns)
+
+
+def load_index(settings: Settings | None = None) -> SearchIndex:
+    """The index named by `settings`, read once and re-read after a rebuild swaps in.
+
+    It is returned even when the corpus changed since the build (the last good index;
+    `fresh_changes` and `stale_note` say what changed), and while a build runs.
 
     Raises:
         IndexNotFoundError: nothing has been built yet.
         IndexCorruptError: files are missing or unreadable.
-        StaleIndexError: the corpus or the index-shaping settings changed since the build.
+        StaleIndexError: the index was built with other index-shaping settings or by
+            another version of this program; it cannot answer until rebuilt.
     """
     settings = settings or Settings.load()
     index_dir = Path(settings.index_dir)
-    manifest_path = index_dir / MANIFEST
-    if not manifest_path.exists():
-        restore_interrupted_swap(index_dir)
-    if not manifest_path.exists():
-        if index_dir.exists() and any(index_dir.iterdir()):
-            raise IndexCorruptError(
-                f"index folder {index_dir} has no {MANIFEST} (an unfinished build?); run `qa build`"
-            )
-        raise IndexNotFoundError(f"no index in {index_dir}; run `qa build` to build it from {settings.corpus_dir}")
     key = index_dir.resolve()
-    stamp = manifest_path.stat().st_mtime_ns
-    cached = _CACHE.get(key)
-    if cached and cached[0] == stamp:
-        index = cached[1]
-    else:
-        index = _read(index_dir)
+    deadline = time.monotonic() + SWAP_WAIT_S
+    while True:
+        cached = _CACHE.get(key)
+        stamp = _manifest_stamp(index_dir)
+        if cached and stamp == cached[0]:
+            index = cached[1]
+            break
+        if stamp is None:
+            if build_running(index_dir) and time.monotonic() < deadline:
+                if cached:  # mid-swap: keep answering from what we have
+                    index = cached[1]
+                    break
+                time.sleep(0.02)
+                continue
+            restore_interrupted_swap(index_dir)
+            if _manifest_stamp(index_dir) is not None:
+                continue
+            if index_dir.exists() and any(index_dir.iterdir()):
+                raise IndexCorruptError(
+                    f"index folder {index_dir} has no {MANIFEST} (an unfinished build?); run `qa build`"
+                )
+            raise IndexNotFoundError(f"no index in {index_dir}; run `qa build` to build it from {settings.corpus_dir}")
+        try:
+            index = read_index(index_dir)
+        except IndexCorruptError:
+            # A swap while we read gives a mix of two folders: read again.
+            if _manifest_stamp(index_dir) != stamp and time.monotonic() < deadline:
+                continue
+            raise
+        if _manifest_stamp(index_dir) != stamp and time.monotonic() < deadline:
+            continue  # swapped while we read; the files may be from both builds
         _CACHE[key] = (stamp, index)
+        break
     check_settings(index.manifest, settings)
-    if check_corpus:
-        check_fresh(index, settings)
     return index
 
 
-def _read(index_dir: Path) -> SearchIndex:
-    def corrupt(why: str, error: Exception | None = None) -> IndexCorruptError:
+def read_index(index_dir: Path, *, with_tokens: bool = False) -> SearchIndex:
+    """Read and check every file of the index in `index_dir` (no caching, no waiting).
+
+    Raises:
+        IndexCorruptError: a file is missing, damaged or disagrees with the others.
+        StaleIndexError: written by another version of this program.
+    """
+
+    def corrupt(why: str) -> IndexCorruptError:
         return IndexCorruptError(f"index in {index_dir} is damaged ({why}); run `qa build` to rebuild it")
 
     try:
@@ -373,7 +322,11 @@ def _read(index_dir: Path) -> SearchIndex:
         sentences = SentenceTable.from_json(json.loads((index_dir / SENTENCES).read_text(encoding="utf-8")))
         with open(index_dir / ARTICLES, encoding="utf-8") as lines:
             articles = [Article(**json.loads(line)) for line in lines if line.strip()]
-    except IndexCorruptError:
+        tokens = None
+        if with_tokens:
+            with open(index_dir / TOKENS, encoding="utf-8") as lines:
+                tokens = [json.loads(line) for line in lines if line.strip()]
+    except StaleIndexError:
         raise
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise corrupt(f"{type(error).__name__}: {error}") from error
@@ -388,17 +341,25 @@ def _read(index_dir: Path) -> SearchIndex:
         raise corrupt("sentences point at passages that do not exist")
     if len(sentences.form) != len(sentences) or np.any(np.diff(sentences.chunk) < 0):
         raise corrupt("the sentence table is out of order")
+    if tokens is not None and len(tokens) != len(chunks):
+        raise corrupt(f"{len(tokens)} token lists for {len(chunks)} passages")
     by_source = {article.source: article for article in articles}
     if any(chunk.source not in by_source for chunk in chunks):
         raise corrupt("passages belong to articles the index does not hold")
-    return SearchIndex(chunks, vectors, sentences, sentence_vectors, lexical, manifest, index_dir, by_source)
+    index = SearchIndex(chunks, vectors, sentences, sentence_vectors, lexical, manifest, index_dir, by_source)
+    index.tokens = tokens
+    return index
+
+
+def settings_changes(manifest: dict, settings: Settings) -> list[str]:
+    """The index-shaping settings that differ from the build's ("chunk_size 200 -> 300")."""
+    built = manifest.get("settings", {})
+    return [f"{name} {built.get(name)!r} -> {value!r}" for name, value in settings.index_shape().items() if built.get(name) != value]
 
 
 def check_settings(manifest: dict, settings: Settings) -> None:
     """Raise StaleIndexError when the index was built with other index-shaping settings."""
-    built = manifest.get("settings", {})
-    wanted = settings.index_shape()
-    changed = [f"{name} {built.get(name)!r} -> {value!r}" for name, value in wanted.items() if built.get(name) != value]
+    changed = settings_changes(manifest, settings)
     if changed:
         raise StaleIndexError(
             f"index in {settings.index_dir} was built with other settings ({'; '.join(changed)}); "
@@ -409,33 +370,56 @@ def check_settings(manifest: dict, settings: Settings) -> None:
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
-def corpus_changes(manifest: dict, settings: Settings) -> list[str]:
-    """Articles added, removed or changed since the index was built ("+a.txt", "-b.txt", "~c.txt")."""
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, the key an article is stored under; "unreadable" or
+    "too-large:<bytes>" for a file a build cannot take (such files are not read).
+
+    Cached by (path, size, mtime): this runs for every file on a freshness check, and
+    only edited files are read again.
+    """
     import hashlib
 
+    from qa.corpus import MAX_FILE_BYTES
+
+    try:
+        stat = path.stat()
+        if stat.st_size > MAX_FILE_BYTES:
+            return f"too-large:{stat.st_size}"
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _HASHES:
+            _HASHES[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return _HASHES[key]
+    except OSError:
+        return UNREADABLE
+
+
+def corpus_changes(manifest: dict, settings: Settings) -> list[str]:
+    """Articles added, removed or changed since the index was built ("+a.txt", "-b.txt",
+    "~c.txt"). A file the build skipped counts as unchanged while its bytes are."""
     built = {entry["source"]: entry["sha256"] for entry in manifest.get("articles", [])}
+    skipped = {entry["source"]: entry["sha256"] for entry in manifest.get("skipped", [])}
     corpus_dir = Path(settings.corpus_dir)
     try:
         files = article_files(corpus_dir)
     except CorpusError:
         files = []  # a missing or empty corpus folder: every article reads as removed
-    now = {}
-    for path in files:
-        source = path.relative_to(corpus_dir).as_posix()
-        try:
-            stat = path.stat()
-            # This runs on every question; a file whose size and time are unchanged
-            # keeps the hash it had, so only edited files are read again.
-            key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-            if key not in _HASHES:
-                _HASHES[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-            now[source] = _HASHES[key]
-        except OSError:
-            now[source] = "unreadable"
+    now = {path.relative_to(corpus_dir).as_posix(): file_digest(path) for path in files}
+    now = {source: digest for source, digest in now.items() if skipped.get(source) != digest}
     changes = [f"+{s}" for s in sorted(now.keys() - built.keys())]
-    changes += [f"-{s}" for s in sorted(built.keys() - now.keys())]
+    changes += [f"-{s}" for s in sorted(built.keys() - now.keys() - skipped.keys())]
     changes += [f"~{s}" for s in sorted(now.keys() & built.keys()) if now[s] != built[s]]
     return changes
+
+
+def stale_note(changes: list[str], settings: Settings) -> str:
+    """One line for a reader: the answers come from an index older than the corpus."""
+    if not changes:
+        return ""
+    shown = ", ".join(changes[:3]) + (f" and {len(changes) - 3} more" if len(changes) > 3 else "")
+    return (
+        f"the index is older than {settings.corpus_dir} ({shown}); answers come from the last build "
+        f"until `qa build` runs"
+    )
 
 
 # A question checks the corpus at most this often; within it, the last verdict stands.
@@ -478,22 +462,12 @@ def fresh_changes(index: SearchIndex, settings: Settings) -> list[str]:
     return changes
 
 
-def check_fresh(index: SearchIndex, settings: Settings) -> None:
-    """Raise StaleIndexError when articles were added, removed or changed since the build."""
-    changes = fresh_changes(index, settings)
-    if changes:
-        shown = ", ".join(changes[:3]) + (" ..." if len(changes) > 3 else "")
-        raise StaleIndexError(
-            f"index is out of date with {settings.corpus_dir} ({shown}); run `qa build` to update it"
-        )
-
-
 def index_status(settings: Settings | None = None) -> dict:
     """A summary of the index for `qa status`: built or not, fresh or stale, sizes."""
     settings = settings or Settings.load()
     status = {"index_dir": str(settings.index_dir), "corpus_dir": str(settings.corpus_dir)}
     try:
-        index = load_index(settings, check_corpus=False)
+        index = load_index(settings)
     except (IndexNotFoundError, IndexCorruptError, StaleIndexError) as error:
         status.update(state="missing" if isinstance(error, IndexNotFoundError) else "unusable", problem=str(error))
         return status
@@ -508,5 +482,8 @@ def index_status(settings: Settings | None = None) -> dict:
         articles=len(manifest.get("articles", [])),
         passages=manifest.get("chunks"),
         settings=manifest.get("settings"),
+        skipped=[{"source": item["source"], "reason": item["reason"]} for item in manifest.get("skipped", [])],
+        building=build_running(Path(settings.index_dir)),
+        note=stale_note(changes, settings),
     )
     return status

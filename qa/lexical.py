@@ -245,9 +245,15 @@ class LexicalIndex:
     @classmethod
     def build(cls, texts: Sequence[str]) -> "LexicalIndex":
         """Tokenise `texts` and index them; document i is `texts[i]`."""
+        return cls.from_tokens([tokenize(t) for t in texts])
+
+    @classmethod
+    def from_tokens(cls, corpus_tokens: Sequence[Sequence[str]]) -> "LexicalIndex":
+        """Index passages already tokenised by `tokenize` (a build keeps each article's
+        tokens, so an unchanged article is not segmented again); document i is row i."""
         import bm25s
 
-        corpus_tokens = [tokenize(t) for t in texts]
+        corpus_tokens = [list(tokens) for tokens in corpus_tokens]
         if not any(corpus_tokens):
             return cls(None, len(corpus_tokens))
         bm25 = bm25s.BM25()  # Lucene variant, k1=1.5, b=0.75 (the library defaults)

@@ -8,6 +8,7 @@ paragraph and `Tuning.context_chars`.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -17,10 +18,10 @@ import numpy as np
 from qa.answer_type import sentence_fits
 from qa.errors import QuestionError, SettingsError
 from qa.highlight import sentence_spans, term_coverage
-from qa.index import SearchIndex, load_index
+from qa.index import SearchIndex, fresh_changes, load_index, stale_note
 from qa.lexical import top_n
 from qa.query import Query, analyse
-from qa.schema import Article, Hit
+from qa.schema import Article, Filter, Hit
 from qa.settings import Settings
 from qa.tuning import DEFAULT_TUNING
 
@@ -103,19 +104,36 @@ class Retriever:
 
     # -- ranking -------------------------------------------------------------------
 
-    def rank(self, query: Query, k: int, mode: Mode = "hybrid") -> list[Ranked]:
-        """The best `k` distinct results for `query`, best first."""
+    def rank(self, query: Query, k: int, mode: Mode = "hybrid", where: Filter | None = None) -> list[Ranked]:
+        """The best `k` distinct results for `query`, best first, from the articles
+        `where` allows (all by default).
+
+        Raises:
+            SettingsError: no indexed article passes `where`.
+        """
         validate_mode(mode)
         if not self.index.chunks:
             return []
         tuning = self.tuning
+        allowed_passages = allowed_sentences = None
+        if where:
+            mask = self.index.passage_mask(where)
+            if not mask.any():
+                raise SettingsError(f"no indexed article matches the filter ({describe(where)}); widen it or clear it")
+            allowed_passages = np.flatnonzero(mask)
+            allowed_sentences = np.flatnonzero(mask[self.index.sentences.chunk])
         vector = np.asarray(self.encoder.encode_queries([query.text])[0], dtype=np.float32)
 
-        # Candidates: the nearest sentences' and passages' rows, and BM25's best rows.
-        sentence_ids, _ = self.index.sentence_vectors.search(vector, tuning.dense_candidates)
-        passage_ids, _ = self.index.vectors.search(vector, tuning.dense_candidates)
+        # Candidates: the nearest sentences' and passages' rows, and BM25's best rows,
+        # each searched among the allowed rows only.
+        sentence_ids, _ = self.index.sentence_vectors.search(vector, tuning.dense_candidates, allowed_sentences)
+        passage_ids, _ = self.index.vectors.search(vector, tuning.dense_candidates, allowed_passages)
         lexical_all = self.index.lexical.term_scores(query.terms)
+        if allowed_passages is not None:
+            lexical_all = np.where(mask, lexical_all, 0.0)
         lexical_ids, _ = top_n(lexical_all, tuning.lexical_candidates)
+        if allowed_passages is not None:
+            lexical_ids = lexical_ids[mask[lexical_ids]]
         # An approximate index pads with -1 when it finds fewer than asked for.
         sentence_ids, passage_ids = sentence_ids[0][sentence_ids[0] >= 0], passage_ids[0][passage_ids[0] >= 0]
         dense_rows = np.concatenate([self.index.sentences.chunk[sentence_ids], passage_ids])
@@ -237,10 +255,18 @@ class Retriever:
 
     # -- hits ----------------------------------------------------------------------
 
-    def retrieve(self, question: str, k: int | None = None, mode: Mode = "hybrid") -> list[Hit]:
+    def changes(self) -> list[str]:
+        """What changed in the corpus since this index was built (at most one look a second)."""
+        return fresh_changes(self.index, self.settings)
+
+    def stale_note(self) -> str:
+        """"" when the index matches the corpus, else one line naming what changed."""
+        return stale_note(self.changes(), self.settings)
+
+    def retrieve(self, question: str, k: int | None = None, mode: Mode = "hybrid", where: Filter | None = None) -> list[Hit]:
         """The passages that best answer `question`, best first, with citations and highlights."""
         k = validate_k(k if k is not None else self.settings.top_k)
-        return self.to_hits(self.rank(self.analyse(question), k, mode), mode)
+        return self.to_hits(self.rank(self.analyse(question), k, mode, where), mode)
 
     def to_hits(self, ranked: list[Ranked], mode: Mode = "hybrid") -> list[Hit]:
         top = ranked[0].score if ranked else 1.0
@@ -306,6 +332,17 @@ def context_window(text: str, start: int, end: int, limit: int, low: int = 0, hi
     return min(spans[first].start, start), max(spans[last].end, end)
 
 
+def describe(where: Filter) -> str:
+    """A filter in a few words, for messages."""
+    parts = []
+    if where.sources is not None:
+        names = sorted(where.sources)
+        parts.append("articles " + ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
+    if where.date_from or where.date_to:
+        parts.append(f"dates {where.date_from or '…'} to {where.date_to or '…'}")
+    return "; ".join(parts)
+
+
 def _display_score(r: Ranked, mode: Mode, top: float) -> float:
     # Fused scores are only meaningful relative to each other; shown relative to the
     # best passage (1.0), they read as "how close to the best match".
@@ -349,7 +386,8 @@ _RETRIEVERS: dict[tuple, Retriever] = {}
 
 
 def get_retriever(settings: Settings | None = None) -> Retriever:
-    """A cached retriever for these settings, rebuilt when the index on disk changes."""
+    """A cached retriever for these settings, on the index as it is on disk now: after a
+    rebuild swaps in, the next call returns one on the new index (no restart needed)."""
     settings = settings or Settings.load()
     index = load_index(settings)
     key = (settings, id(index))
@@ -363,13 +401,25 @@ def get_retriever(settings: Settings | None = None) -> Retriever:
     return retriever
 
 
-def retrieve(question: str, k: int | None = None, *, mode: Mode = "hybrid", settings: Settings | None = None) -> list[Hit]:
+def retrieve(
+    question: str,
+    k: int | None = None,
+    *,
+    mode: Mode = "hybrid",
+    where: Filter | None = None,
+    settings: Settings | None = None,
+) -> list[Hit]:
     """The passages of the indexed articles that best answer `question`.
+
+    While articles were added, changed or removed since the last build, the answer
+    comes from the index as built, and a warning on the "qa" logger says what
+    changed (`answer()` returns it as `Answer.stale`).
 
     Args:
         question: in simplified or traditional Chinese, or English.
         k: how many passages (1-50); defaults to the `top_k` setting (5).
         mode: "hybrid" (default), "dense" or "lexical".
+        where: only these articles (`Filter(sources=..., date_from=..., date_to=...)`).
         settings: defaults to `Settings.load()` (environment `QA_*`).
 
     Returns:
@@ -378,7 +428,7 @@ def retrieve(question: str, k: int | None = None, *, mode: Mode = "hybrid", sett
     Raises:
         QuestionError: empty or too long a question.
         IndexNotFoundError: no index yet (run `qa build`).
-        StaleIndexError: the corpus changed since the build (run `qa build`).
+        StaleIndexError: the index was built with other settings (run `qa build`).
 
     Example:
         >>> hits = retrieve("知识城与新加坡签署了多少份合作备忘录？", k=3)  # doctest: +SKIP
@@ -386,4 +436,16 @@ def retrieve(question: str, k: int | None = None, *, mode: Mode = "hybrid", sett
     """
     settings = settings or Settings.load()
     validate_question(question, settings)
-    return get_retriever(settings).retrieve(question, k, mode)
+    retriever = get_retriever(settings)
+    warn_if_stale(retriever.stale_note())
+    return retriever.retrieve(question, k, mode, where)
+
+
+_WARNED: set[str] = set()
+
+
+def warn_if_stale(note: str) -> None:
+    """Log a stale index once per distinct note, not once per question."""
+    if note and note not in _WARNED:
+        _WARNED.add(note)
+        logging.getLogger("qa").warning(note)

@@ -27,6 +27,40 @@ class Article:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A corpus file a build left out, and why (one line that names the file)."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which articles a question may be answered from: some source files, a date range
+    (inclusive, "YYYY-MM-DD"; an article without a date is outside any range), or both.
+    The default lets every article through."""
+
+    sources: frozenset[str] | None = None
+    date_from: str = ""
+    date_to: str = ""
+
+    def __bool__(self) -> bool:
+        return self.sources is not None or bool(self.date_from or self.date_to)
+
+    def allows(self, article: "Article") -> bool:
+        if self.sources is not None and article.source not in self.sources:
+            return False
+        if self.date_from or self.date_to:
+            if not article.date:
+                return False
+            if self.date_from and article.date < self.date_from:
+                return False
+            if self.date_to and article.date > self.date_to:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A passage of an article; `article.text[start:end] == text` always holds."""
 
@@ -90,6 +124,9 @@ class Answer:
     message: str = ""  # "nothing found", or for "unsure" the "may not answer it" line
     markdown: str = ""
     verdict: str = "found"  # "found", "unsure" (passages shown with `message`) or "not_found"
+    # "" when the index matches the corpus; else what changed since the build (the
+    # passages then come from the last good index).
+    stale: str = ""
 
     def to_dict(self) -> dict:
         return {
@@ -97,5 +134,6 @@ class Answer:
             "found": self.found,
             "verdict": self.verdict,
             "message": self.message,
+            "stale": self.stale,
             "passages": [hit.to_dict() for hit in self.passages],
         }

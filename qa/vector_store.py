@@ -35,10 +35,12 @@ class VectorStore(Protocol):
     def add(self, vectors: np.ndarray) -> None:
         """Append vectors of shape (n, dimension); row i gets id len(self)+i."""
 
-    def search(self, vectors: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The `n` nearest rows to each query vector, best first.
+    def search(self, vectors: np.ndarray, n: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The `n` nearest rows to each query vector, best first; with `allowed` (row
+        ids), only among those rows (a filter applied inside the search, not after it).
 
-        Returns (ids, scores), each of shape (queries, min(n, len)); scores are inner products.
+        Returns (ids, scores), each of shape (queries, n') with n' <= n; an id of -1
+        pads a row that found fewer; scores are inner products.
         """
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
@@ -102,16 +104,24 @@ class FaissStore:
     def add(self, vectors: np.ndarray) -> None:
         self._index.add(as_matrix(vectors, self.dimension))
 
-    def search(self, vectors: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, vectors: np.ndarray, n: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         queries = as_matrix(vectors, self.dimension)
-        n = min(n, len(self))
+        n = min(n, len(self) if allowed is None else len(allowed))
         if n <= 0:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.int64), empty.astype(np.float32)
+        if allowed is not None and (self.kind == "flat" or len(allowed) < EXACT_BELOW):
+            # A filtered search over few rows is exact: a graph walk that may only step
+            # on a few allowed nodes would miss most of them.
+            allowed = np.asarray(allowed, dtype=np.int64)
+            scores = queries @ self.vectors(allowed).T
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+            return allowed[order], np.take_along_axis(scores, order, axis=1).astype(np.float32)
+        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else None
         if self.kind == "hnsw":
             # A search breadth below n would return fewer than n neighbours; passed per
             # call, not set on the shared index, so concurrent searches never race.
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, n))
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, n), sel=selector)
             scores, ids = self._index.search(queries, n, params=params)
         else:
             scores, ids = self._index.search(queries, n)

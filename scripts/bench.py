@@ -34,7 +34,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--questions", default=str(ROOT.parent / "shared" / "eval" / "dev_questions.jsonl"))
+    parser.add_argument("--questions", default=str(ROOT / "eval" / "dev_questions.jsonl"))
     parser.add_argument("--repeat", type=int, default=3, help="passes over the questions per mode")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

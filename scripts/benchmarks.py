@@ -37,7 +37,7 @@ OUT = ROOT / ".cache" / "benchmarks"
 def sets(settings: Settings) -> list[tuple[str, Settings, Path]]:
     """(name, settings, questions file) for each set that is present."""
     found = []
-    dev = SHARED / "eval" / "dev_questions.jsonl"
+    dev = ROOT / "eval" / "dev_questions.jsonl"
     bundled = replace(settings, corpus_dir=ROOT / "corpus", index_dir=ROOT / "index")
     if dev.exists():
         found.append(("dev (seeds)", bundled, dev))

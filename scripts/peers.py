@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 PEERS = ("langchain", "bm25s-jieba")
 DEPTH = 10  # MRR@10 and the k both peers retrieve
 DEFAULT_SETS = (
-    ("dev", "corpus", "../shared/eval/dev_questions.jsonl"),
+    ("dev", "corpus", "eval/dev_questions.jsonl"),
     ("cmrc2018-trial", "../shared/bench/cmrc2018-trial/corpus", "../shared/bench/cmrc2018-trial/questions.jsonl"),
     ("drcd-dev", "../shared/bench/drcd-dev/corpus", "../shared/bench/drcd-dev/questions.jsonl"),
 )

@@ -263,7 +263,7 @@ def load_questions(count: int, fallback_sentences: Sequence[str] = ()) -> list[s
     The questions are about other articles than the generated ones; that does not
     matter for timing, which is all this script measures.
     """
-    files = [SHARED / "eval" / "dev_questions.jsonl", *sorted((SHARED / "bench").glob("*/questions.jsonl"))]
+    files = [ROOT / "eval" / "dev_questions.jsonl", *sorted((SHARED / "bench").glob("*/questions.jsonl"))]
     per_file: list[list[str]] = []
     for path in files:
         if not path.is_file():

@@ -11,9 +11,9 @@ import pytest
 from qa.normalize import match_form
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SEEDS = SHARED / "seeds"
-EVAL_FILE = SHARED / "eval" / "dev_questions.jsonl"
+# Copies of shared/seeds and shared/eval, so a clone is enough (see their READMEs).
+SEEDS = REPO / "tests" / "data" / "seeds"
+EVAL_FILE = REPO / "eval" / "dev_questions.jsonl"
 
 
 class FakeEncoder:
@@ -54,7 +54,7 @@ def fake_encoder() -> FakeEncoder:
 @pytest.fixture(scope="session")
 def seeds_dir() -> Path:
     if not SEEDS.is_dir():
-        pytest.skip(f"seed files not found at {SEEDS} (shared/ must sit beside the repo)")
+        raise FileNotFoundError(f"seed files missing from {SEEDS}; restore them with git checkout")
     return SEEDS
 
 

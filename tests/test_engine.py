@@ -10,8 +10,7 @@ import time
 import pytest
 
 from qa import index as index_module
-from qa.errors import StaleIndexError
-from qa.index import build_index, load_index
+from qa.index import build_index, fresh_changes, load_index
 from qa.judge import FEATURES, JudgeParams, judge, load_params
 from qa.retrieve import Retriever, context_window
 from qa.settings import Settings
@@ -174,23 +173,23 @@ def test_judge_parameters_for_other_features_are_refused():
 
 
 def test_freshness_is_checked_at_most_once_an_interval(built, monkeypatch):
-    load_index(built)  # checked now: fresh
+    index = load_index(built)
+    assert fresh_changes(index, built) == []  # checked now: fresh
     (built.corpus_dir / "new.txt").write_text("---\ntitle: 新文章\n---\n一篇新的文章。\n", encoding="utf-8")
-    load_index(built)  # within the interval the last verdict stands: no walk of the folder
+    assert fresh_changes(index, built) == []  # within the interval the last verdict stands: no walk
     monkeypatch.setattr(index_module, "FRESHNESS_INTERVAL_S", 0.0)
-    with pytest.raises(StaleIndexError, match=r"\+new.txt"):
-        load_index(built)
+    assert fresh_changes(index, built) == ["+new.txt"]
 
 
 def test_an_edit_that_keeps_the_file_size_is_still_seen(built, monkeypatch):
     monkeypatch.setattr(index_module, "FRESHNESS_INTERVAL_S", 0.0)
-    load_index(built)
+    index = load_index(built)
+    assert fresh_changes(index, built) == []
     path = next(built.corpus_dir.glob("kunshan*.txt"))
     data = path.read_text(encoding="utf-8")
     time.sleep(0.01)
     path.write_text(data.replace("安全", "安心", 1), encoding="utf-8")  # same length
-    with pytest.raises(StaleIndexError, match=path.name):
-        load_index(built)
+    assert fresh_changes(index, built) == [f"~{path.name}"]
 
 
 def test_an_english_question_the_dictionary_cannot_read_is_not_taken_as_known(retriever):

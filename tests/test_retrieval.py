@@ -16,7 +16,7 @@ import qa
 from qa.answer import question_language
 from qa.corpus import load_article
 from qa.evaluate import answers, evaluate, load_questions
-from qa.index import context_prefix
+from qa.build import context_prefix
 from qa.normalize import to_simplified_chars
 
 from conftest import EVAL_FILE, REPO

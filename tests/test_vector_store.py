@@ -27,9 +27,14 @@ class NumpyStore:
     def add(self, vectors):
         self._rows = np.vstack([self._rows, as_matrix(vectors, self.dimension)])
 
-    def search(self, vectors, n):
+    def search(self, vectors, n, allowed=None):
         scores = as_matrix(vectors, self.dimension) @ self._rows.T
-        ids = np.argsort(-scores, axis=1, kind="stable")[:, : min(n, len(self))]
+        if allowed is not None:
+            blocked = np.ones(len(self), dtype=bool)
+            blocked[np.asarray(allowed, dtype=np.int64)] = False
+            scores[:, blocked] = -np.inf
+        n = min(n, len(self) if allowed is None else len(allowed))
+        ids = np.argsort(-scores, axis=1, kind="stable")[:, :n]
         return ids, np.take_along_axis(scores, ids, axis=1)
 
     def vectors(self, ids):
@@ -77,6 +82,20 @@ def test_search_returns_the_exact_top_n_for_each_query(backend, data):
     assert (ids == expected).all()
     assert np.allclose(scores, np.take_along_axis(queries @ vectors.T, expected, axis=1), atol=1e-5)
     assert ids[0, 0] == 7 and ids[1, 0] == 150
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.__name__)
+def test_a_filtered_search_finds_the_nearest_allowed_rows_only(backend, data):
+    vectors, queries = data
+    store = backend(16)
+    store.add(vectors)
+    allowed = np.arange(0, 300, 3)  # query 0 is near row 7, which is not allowed
+    ids, scores = store.search(queries, 10, allowed)
+    expected = allowed[np.argsort(-(queries @ vectors[allowed].T), axis=1)[:, :10]]
+    assert (ids == expected).all() and 7 not in ids[0]
+    assert np.allclose(scores, np.take_along_axis(queries @ vectors.T, expected, axis=1), atol=1e-5)
+    ids, _ = store.search(queries, 10, np.array([5, 9]))
+    assert ids.shape == (2, 2) and set(ids[0].tolist()) == {5, 9}
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.__name__)

@@ -1,0 +1,443 @@
+"""Build the index from the corpus folder, one article at a time.
+
+An article is the unit of work: its passages, sentences, vectors and BM25 tokens are
+kept per article, keyed by the sha256 of its file. A build reads every file, reuses
+what the previous index holds for files whose hash is unchanged, and cleans, chunks,
+tokenises and embeds only the added and changed ones; removed articles drop out.
+Changing the model or the chunking settings (or this program's index format) makes
+every stored unit wrong, so that, or `full=True`, rebuilds everything.
+
+A file that cannot be indexed (empty, binary, too large, undecodable, the same text
+as another article) is skipped with its reason, listed in the summary and in the
+manifest (`qa status`), and never stops the build.
+
+The build holds the index folder's lock from start to end and writes a new folder
+that is swapped in whole (`qa.index.write_atomically`): questions keep being answered
+from the old index until the swap, and a build killed at any point leaves it as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from qa.chunking import chunk_article
+from qa.corpus import MAX_FILE_BYTES, article_files, load_article
+from qa.errors import CorpusError, IndexCorruptError, QAError
+from qa.highlight import sentence_spans
+from qa.index import (
+    CONTEXTS,
+    FORMAT_VERSION,
+    SearchIndex,
+    SentenceTable,
+    UNREADABLE,
+    build_lock,
+    file_digest,
+    forget_cached,
+    read_index,
+    settings_changes,
+    write_atomically,
+)
+from qa.lexical import LexicalIndex, tokenize
+from qa.normalize import match_form
+from qa.schema import Article, Chunk, Skipped
+from qa.settings import Settings
+from qa.tuning import DEFAULT_TUNING
+from qa.vector_store import FaissStore, kind_for
+
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What `build_index` did, for people and logs."""
+
+    index_dir: str
+    articles: int
+    chunks: int
+    model: str
+    dimension: int
+    seconds: float
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    embedded: int = 0  # texts (passages and sentences) sent to the model
+    full: bool = True  # every article was (re)built
+    skipped: tuple[Skipped, ...] = ()
+    written: bool = True  # False: nothing changed, the index was left as it was
+
+    def __str__(self) -> str:
+        counts = f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged"
+        if self.written:
+            head = (
+                f"indexed {self.articles} articles as {self.chunks} passages ({counts}; "
+                f"{'full build' if self.full else 'incremental'}), embedded {self.embedded} texts "
+                f"with {self.model} in {self.seconds:.1f}s -> {self.index_dir}"
+            )
+        else:
+            head = f"index is up to date: {self.articles} articles, {self.chunks} passages in {self.index_dir}"
+        lines = [head]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} file(s), not indexed:")
+            lines += [f"  {item.source}: {item.reason}" for item in self.skipped]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["skipped"] = [{"source": s.source, "reason": s.reason} for s in self.skipped]
+        return data
+
+
+@dataclass
+class Units:
+    """Everything the index stores for one article, in article order."""
+
+    article: Article
+    chunks: list[Chunk]
+    sentences: list[tuple[int, int, int, str]]  # (chunk within the article, start, end, match form)
+    tokens: list[list[str]]  # BM25 tokens, one list per chunk
+    chunk_vectors: np.ndarray | None = None
+    sentence_vectors: np.ndarray | None = None
+
+
+@dataclass
+class Plan:
+    """The corpus as found, against the previous index."""
+
+    articles: list[tuple[Article, bool]] = field(default_factory=list)  # (article, reused)
+    skipped: list[tuple[Skipped, str]] = field(default_factory=list)  # (why, file hash)
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+
+    @property
+    def unchanged(self) -> int:
+        return sum(reused for _, reused in self.articles)
+
+
+def build_index(
+    settings: Settings | None = None,
+    *,
+    encoder=None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    full: bool = False,
+) -> BuildSummary:
+    """Bring the index up to date with the corpus folder, embedding only what changed.
+
+    Args:
+        settings: where the corpus and index are and how to chunk and embed; defaults
+            to `Settings.load()`.
+        encoder: an `Encoder` to use instead of loading `settings.embed_model` (tests).
+        progress: show a progress bar while embedding.
+        log: called with one-line status messages.
+        full: rebuild every article, reusing nothing.
+
+    Returns:
+        A BuildSummary: added / changed / removed / unchanged articles, texts embedded,
+        files skipped and why.
+
+    Raises:
+        CorpusError: the corpus folder is missing or holds no article file; the old index is kept.
+        IndexWriteError: another build of the same folder is running, or the folder is not writable.
+        ModelError: the embedding model cannot be loaded.
+
+    Example:
+        >>> from qa import build_index
+        >>> print(build_index())  # doctest: +SKIP
+        indexed 4 articles as 70 passages (0 added, 1 changed, ...
+    """
+    settings = settings or Settings.load()
+    say = log or (lambda message: None)
+    started = time.perf_counter()
+    index_dir = Path(settings.index_dir)
+    files = article_files(settings.corpus_dir)
+    with build_lock(index_dir):
+        previous, why_full = _previous_index(index_dir, settings, full)
+        if why_full:
+            say(why_full)
+        plan = _plan(files, Path(settings.corpus_dir), previous)
+        skipped = tuple(item for item, _ in plan.skipped)
+        if previous is not None and not (plan.added or plan.changed or plan.removed) and _same_skipped(previous, plan):
+            return _summary(settings, previous, plan, started, model=previous.manifest["model"], written=False)
+        if not plan.articles:
+            reasons = "; ".join(item.reason for item in skipped[:3])
+            raise CorpusError(f"no article in {settings.corpus_dir} could be indexed ({reasons}); fix or remove those files")
+
+        fresh = [article for article, reused in plan.articles if not reused]
+        say(
+            f"{len(plan.articles)} articles: {plan.added} added, {plan.changed} changed, {plan.removed} removed, "
+            f"{plan.unchanged} unchanged" + (f"; {len(skipped)} file(s) skipped" if skipped else "")
+        )
+        units = {article.source: _units(article, settings) for article in fresh}
+        embedded, model_name = _embed(units.values(), settings, encoder, progress, say)
+        if previous is not None:
+            reused = {article.source for article, kept in plan.articles if kept}
+            units.update(_stored_units(previous, reused))
+            model_name = model_name or previous.manifest["model"]
+        ordered = [units[article.source] for article, _ in plan.articles]
+        index = _assemble(ordered, settings, model_name, plan)
+        write_atomically(index_dir, index)
+    forget_cached(index_dir)
+    return _summary(settings, index, plan, started, model=model_name, embedded=embedded, full=previous is None)
+
+
+# -- what to reuse -------------------------------------------------------------------
+
+
+def _previous_index(index_dir: Path, settings: Settings, full: bool) -> tuple[SearchIndex | None, str]:
+    """The index to reuse units from, or None and why everything is rebuilt."""
+    if full:
+        return None, "full build requested: rebuilding every article"
+    if not (index_dir / "manifest.json").exists():
+        return None, ""  # a first build needs no explanation
+    try:
+        previous = read_index(index_dir, with_tokens=True)
+    except QAError as error:  # damaged, or written by another version
+        return None, f"the previous index cannot be reused ({error}); rebuilding every article".replace(
+            "; run `qa build` to rebuild it", ""
+        )
+    changed = settings_changes(previous.manifest, settings)
+    if changed:
+        return None, f"index settings changed ({'; '.join(changed)}): rebuilding every article"
+    return previous, ""
+
+
+def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None) -> Plan:
+    """Which files are new, changed, unchanged or unusable; unchanged ones are not parsed."""
+    plan = Plan()
+    known = previous.articles if previous is not None else {}
+    found: list[tuple[str, Path, str, Article, bool]] = []
+    for path in files:
+        source = path.relative_to(corpus_dir).as_posix()
+        digest = file_digest(path)
+        old = known.get(source)
+        if old is not None and old.content_hash == digest:
+            found.append((source, path, digest, old, True))
+            continue
+        try:
+            found.append((source, path, digest, _load(path, corpus_dir, digest), False))
+        except CorpusError as error:
+            plan.skipped.append((Skipped(source, str(error)), digest))
+    # Two files with the same text: the one already indexed keeps it, else the first.
+    owner: dict[str, str] = {}
+    for source, _, _, article, reused in sorted(found, key=lambda item: not item[4]):
+        owner.setdefault(hashlib.sha256(article.text.encode("utf-8")).hexdigest(), source)
+    for source, path, digest, article, reused in found:
+        first = owner[hashlib.sha256(article.text.encode("utf-8")).hexdigest()]
+        if first != source:
+            reason = f"{path} has the same text as {first}; remove one of them"
+            plan.skipped.append((Skipped(source, reason), digest))
+            continue
+        plan.articles.append((article, reused))
+        if not reused:
+            plan.added += source not in known
+            plan.changed += source in known
+    plan.skipped.sort(key=lambda item: item[0].source)
+    # Removed: indexed before, not indexed now (deleted, or now skipped).
+    indexed = {article.source for article, _ in plan.articles}
+    plan.removed = sum(1 for source in known if source not in indexed)
+    return plan
+
+
+def _load(path: Path, corpus_dir: Path, digest: str) -> Article:
+    """Read, decode and clean one file (`qa.corpus.load_article`), refusing what
+    `file_digest` already found unreadable or too large."""
+    if digest == UNREADABLE or digest.startswith("too-large:"):
+        size = digest.partition(":")[2]
+        why = f"is {int(size) / 2**20:.0f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit for one article; split it" if size else "cannot be read; fix its permissions"
+        raise CorpusError(f"{path} {why} or remove it")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CorpusError(f"{path} cannot be read ({error.strerror or error}); fix its permissions or remove it") from error
+    return load_article(path, corpus_dir, data=data)
+
+
+def _same_skipped(previous: SearchIndex, plan: Plan) -> bool:
+    before = {(item["source"], item["sha256"]) for item in previous.manifest.get("skipped", [])}
+    return before == {(item.source, digest) for item, digest in plan.skipped}
+
+
+# -- units of one article ------------------------------------------------------------
+
+
+def _units(article: Article, settings: Settings) -> Units:
+    """Chunk, split into sentences and tokenise one article (no embedding yet)."""
+    chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
+    sentences = [
+        (position, span.start, span.end, match_form(chunk.text[span.start - chunk.start : span.end - chunk.start]))
+        for position, chunk in enumerate(chunks)
+        for span in sentence_spans(chunk.text, chunk.start)
+    ]
+    return Units(article, chunks, sentences, [tokenize(chunk.text) for chunk in chunks])
+
+
+def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
+    """The units of `sources` as the previous index holds them, vectors included."""
+    rows: dict[str, list[int]] = {}
+    for row, chunk in enumerate(previous.chunks):
+        if chunk.source in sources:
+            rows.setdefault(chunk.source, []).append(row)
+    chunk_vectors = previous.vectors.vectors(np.arange(len(previous.chunks)))
+    sentence_vectors = previous.sentence_vectors.vectors(np.arange(len(previous.sentences)))
+    table = previous.sentences
+    units = {}
+    for source, chunk_rows in rows.items():
+        sentence_rows = np.arange(table.of_chunk(chunk_rows[0]).start, table.of_chunk(chunk_rows[-1]).stop)
+        first = chunk_rows[0]
+        units[source] = Units(
+            article=previous.articles[source],
+            chunks=[previous.chunks[row] for row in chunk_rows],
+            sentences=[
+                (int(table.chunk[s]) - first, int(table.start[s]), int(table.end[s]), table.form[s]) for s in sentence_rows
+            ],
+            tokens=[previous.tokens[row] for row in chunk_rows],
+            chunk_vectors=chunk_vectors[chunk_rows],
+            sentence_vectors=sentence_vectors[sentence_rows],
+        )
+    return units
+
+
+def context_prefix(chunk: Chunk, context: str) -> str:
+    """What goes in front of a passage or sentence for embedding.
+
+    The date lets "in 2024" find the 2024 article; whole titles were measured to
+    hurt (they are long and alike, so they pull every passage of an article
+    together), see README "What the embedding sees".
+    """
+    if context == "date":
+        return f"{chunk.date}\n" if chunk.date else ""
+    if context == "title":
+        return f"{chunk.title}\n"
+    if context == "none":
+        return ""
+    raise ValueError(f"embed_context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+
+
+def _embed(units, settings: Settings, encoder, progress: bool, say) -> tuple[int, str]:
+    """Embed every passage and sentence of `units` in place; (texts embedded, model name)."""
+    units = list(units)
+    texts: list[str] = []
+    for unit in units:
+        # Passages and their sentences are both embedded: a question usually targets one
+        # sentence, whose meaning a whole passage's vector averages away.
+        texts += [context_prefix(chunk, settings.embed_context) + chunk.text for chunk in unit.chunks]
+        for position, start, end, _ in unit.sentences:
+            chunk = unit.chunks[position]
+            texts.append(context_prefix(chunk, settings.embed_context) + chunk.text[start - chunk.start : end - chunk.start])
+    if not texts:
+        return 0, ""  # only removals: no model needed
+    if encoder is None:
+        from qa.encoder import load_encoder
+
+        say(f"loading embedding model {settings.embed_model}")
+        encoder = load_encoder(settings)
+    vectors = encode_in_batches(encoder, texts, progress)
+    offset = 0
+    for unit in units:
+        unit.chunk_vectors = vectors[offset : offset + len(unit.chunks)]
+        offset += len(unit.chunks)
+        unit.sentence_vectors = vectors[offset : offset + len(unit.sentences)]
+        offset += len(unit.sentences)
+    return len(texts), encoder.name
+
+
+def encode_in_batches(encoder, texts: list[str], progress: bool, batch_size: int = 32) -> np.ndarray:
+    """Embed `texts` in batches of similar length; rows come back in `texts` order.
+
+    A batch is padded to its longest text, so batching sentences with 200-character
+    passages wastes most of the work on padding; sorting by length first avoids it.
+    """
+    from tqdm.auto import tqdm
+
+    order = np.argsort([-len(text) for text in texts], kind="stable")
+    vectors: np.ndarray | None = None
+    with tqdm(total=len(texts), desc="embedding passages and sentences", unit="text", disable=not progress) as bar:
+        for begin in range(0, len(texts), batch_size):
+            rows = order[begin : begin + batch_size]
+            batch = np.asarray(encoder.encode_passages([texts[i] for i in rows]), dtype=np.float32)
+            if vectors is None:
+                vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
+            vectors[rows] = batch
+            bar.update(len(rows))
+    return vectors
+
+
+# -- the whole index -----------------------------------------------------------------
+
+
+def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan) -> SearchIndex:
+    chunks: list[Chunk] = []
+    rows, starts, ends, forms, tokens = [], [], [], [], []
+    for unit in units:
+        first = len(chunks)
+        chunks += unit.chunks
+        tokens += unit.tokens
+        for position, start, end, form in unit.sentences:
+            rows.append(first + position)
+            starts.append(start)
+            ends.append(end)
+            forms.append(form)
+    if not chunks:
+        raise IndexCorruptError("nothing to index: the corpus produced no passages")
+    as_array = lambda values: np.asarray(values, dtype=np.int32)  # noqa: E731
+    sentences = SentenceTable(as_array(rows), as_array(starts), as_array(ends), forms)
+    chunk_vectors = np.concatenate([unit.chunk_vectors for unit in units])
+    sentence_vectors = np.concatenate([unit.sentence_vectors for unit in units])
+    dimension = int(chunk_vectors.shape[1])
+    store = FaissStore(dimension, kind_for(len(chunks)))
+    store.add(chunk_vectors)
+    sentence_store = FaissStore(dimension, kind_for(len(sentences)))
+    sentence_store.add(sentence_vectors)
+    articles = [unit.article for unit in units]
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": model,
+        "dimension": dimension,
+        "settings": settings.index_shape(),
+        # The tuning constants as they were at build time, so a figure measured on this
+        # index can be traced to them (retrieval runs with the current qa/tuning.py).
+        "tuning": DEFAULT_TUNING.to_dict(),
+        # Exact below qa.vector_store.EXACT_BELOW rows, HNSW above.
+        "vector_index": {"passages": store.kind, "sentences": sentence_store.kind},
+        "chunks": len(chunks),
+        "sentences": len(sentences),
+        "articles": [{"source": a.source, "title": a.title, "date": a.date, "sha256": a.content_hash} for a in articles],
+        # Files left out and why; a file whose hash is unchanged stays skipped without
+        # making the index look stale.
+        "skipped": [{"source": s.source, "sha256": digest, "reason": s.reason} for s, digest in plan.skipped],
+    }
+    lexical = LexicalIndex.from_tokens(tokens)
+    by_source = {article.source: article for article in articles}
+    index = SearchIndex(chunks, store, sentences, sentence_store, lexical, manifest, None, by_source)
+    index.tokens = tokens
+    return index
+
+
+def _summary(settings, index: SearchIndex, plan: Plan, started: float, *, model: str, embedded=0, full=False, written=True):
+    return BuildSummary(
+        index_dir=str(settings.index_dir),
+        articles=len(index.articles),
+        chunks=len(index.chunks),
+        model=model,
+        dimension=int(index.manifest["dimension"]),
+        seconds=time.perf_counter() - started,
+        added=plan.added,
+        changed=plan.changed,
+        removed=plan.removed,
+        unchanged=plan.unchanged,
+        embedded=embedded,
+        full=full,
+        skipped=tuple(item for item, _ in plan.skipped),
+        written=written,
+    )
+
+
+__all__ = ["BuildSummary", "build_index", "context_prefix", "encode_in_batches"]
