@@ -52,7 +52,6 @@ class NewsRetriever(BaseRetriever):
     where: Any = None  # a qa.schema.Filter limiting the articles searched
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        options = {"where": self.where} if self.where else {}
         result = answer(
             query,
             self.k,
@@ -60,7 +59,7 @@ class NewsRetriever(BaseRetriever):
             show_unrelated=not self.only_relevant,
             settings=self.settings,
             retriever=self.retriever,
-            **options,
+            where=self.where,
         )
         return [to_document(hit, result.verdict) for hit in result.passages]
 

@@ -22,28 +22,18 @@ from pathlib import Path
 
 from qa.answer import answer
 from qa.batching import BatchingEncoder
+from qa.corpus import ARTICLE_SUFFIXES
 from qa.errors import QAError, QuestionError, SettingsError
 from qa.followup import resolve_followup
 from qa.retrieve import Retriever
-from qa.schema import Answer, Hit
-
-try:  # TEMPORARY until main's Filter lands
-    from qa.schema import Filter
-except ImportError:
-    from dataclasses import dataclass as _dc
-
-    @_dc(frozen=True)
-    class Filter:
-        sources: frozenset | None = None
-        date_from: str = ""
-        date_to: str = ""
+from qa.schema import Answer, Filter, Hit
 from qa.settings import Settings
 
 ERROR_MESSAGE = "出错了，请稍后再试。 Something went wrong answering this question; the server log has the details."
 RATE_LIMITED = "提问太快了，请稍等几秒再问。 Too many questions at once; please wait a few seconds and ask again."
-# What an upload may be: the formats qa/corpus.py reads (.html, .pdf and .docx are
-# read once the corpus module supports them; until then a build names them as skipped).
-UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
+# What an upload may be: exactly the formats qa/corpus.py reads, so a new format
+# there (HTML, PDF, DOCX) can be uploaded with no change here.
+UPLOAD_SUFFIXES = ARTICLE_SUFFIXES
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -148,7 +138,7 @@ class Reply:
             "found": bool(result and result.found),
             "verdict": result.verdict if result else None,
             "message": result.message if result else "",
-            "stale": getattr(result, "stale", "") if result else "",
+            "stale": result.stale if result else "",
             "error": self.error,
             "passages": [passage_dict(hit) for hit in (result.passages if result else [])],
         }
@@ -273,7 +263,7 @@ class ChatService:
         from qa.index import load_index
 
         # Cached by the manifest's time: a new object exactly when a build swapped one in.
-        index = load_index(self.settings, check_corpus=False)
+        index = load_index(self.settings)
         current = self._current
         if current is None or current.index is not index:
             encoder = self.batching
@@ -306,7 +296,7 @@ class ChatService:
         try:
             previous = next((q for q in reversed(history or []) if isinstance(q, str) and q.strip()), "")
             resolved = resolve_followup(question, previous) if previous else question.strip()
-            result = answer(resolved, k, mode=mode, settings=self.settings, retriever=self.retriever(), **({'where': where} if where else {}))
+            result = answer(resolved, k, mode=mode, settings=self.settings, retriever=self.retriever(), where=where)
         except (QuestionError, SettingsError) as error:
             return Reply(typed, error=str(error), status=400)
         except QAError as error:

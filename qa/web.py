@@ -35,7 +35,7 @@ from fastapi.routing import APIRoute  # noqa: E402
 from qa.answer import escape_markdown, to_markdown  # noqa: E402
 from qa.errors import QAError, SettingsError  # noqa: E402
 from qa.retrieve import MODES  # noqa: E402
-from qa.serving import ERROR_MESSAGE, ArticleView, ChatService, Reply, WebSettings, parse_filter  # noqa: E402
+from qa.serving import ERROR_MESSAGE, UPLOAD_SUFFIXES, ArticleView, ChatService, Reply, WebSettings, parse_filter  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
 TITLE = "中文新闻问答 · Chinese news QA"
@@ -94,7 +94,7 @@ def reply_markdown(reply: Reply) -> str:
     lines = []
     if reply.resolved:
         lines.append(f'<span class="qa-resolved">↪ 理解为 · read as: {escape_markdown(reply.resolved)}</span>')
-    stale = getattr(result, "stale", "")
+    stale = result.stale
     if stale:
         lines.append(
             f'<span class="qa-stale">⚠ 索引已过期，答案来自上次建立的索引 · The index is out of date '
@@ -324,12 +324,12 @@ def make_app(
                             date_from = gr.Textbox(label="从 · From", placeholder="YYYY-MM-DD", elem_id="qa-from")
                             date_to = gr.Textbox(label="到 · To", placeholder="YYYY-MM-DD", elem_id="qa-to")
                         follow = gr.Checkbox(True, label="追问：把简短的追问接上一个问题理解 · Read short follow-ups against the previous question")
-                    with gr.Tab("索引 · Index", id="index"):
+                    with gr.Tab("索引 · Index", id="index") as index_tab:
                         status = gr.Markdown(elem_id="qa-status")
                         with gr.Row():
                             full = gr.Checkbox(False, label="从头重建 · From scratch")
                             rebuild_button = gr.Button("重建索引 · Rebuild", elem_id="qa-rebuild")
-                        uploaded = gr.File(label="添加文章 · Add an article (.txt .md .html .pdf .docx)", file_types=[".txt", ".md", ".html", ".htm", ".pdf", ".docx"], elem_id="qa-upload")
+                        uploaded = gr.File(label=f"添加文章 · Add an article ({' '.join(UPLOAD_SUFFIXES)})", file_types=list(UPLOAD_SUFFIXES), elem_id="qa-upload")
                         timer = gr.Timer(1.0, active=False)
 
         chat_inputs = [textbox, chatbot, turns, k, mode, sources, date_from, date_to, follow]
@@ -339,6 +339,8 @@ def make_app(
         chatbot.select(select_answer, [turns], [passage, article, tabs], api_visibility="private").then(None, js=SCROLL_TO_MARK)
         app.load(refresh_index, None, [status, timer, sources], api_visibility="private")
         timer.tick(refresh_index, None, [status, timer, sources], api_visibility="private")
+        # Opening the tab shows the index as it is now, not as it was when the page loaded.
+        index_tab.select(refresh_index, None, [status, timer, sources], api_visibility="private")
         rebuild_button.click(rebuild, [full], [status, timer], api_visibility="private")
         uploaded.upload(upload, [uploaded], [status, timer, uploaded], api_visibility="private")
 

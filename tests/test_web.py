@@ -4,13 +4,21 @@ with a fake encoder; the page itself is driven in a real browser in test_web_bro
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qa.errors import SettingsError
+from qa.errors import QuestionError, SettingsError
 from qa.index import build_index, load_index
 from qa.normalize import match_form
 from qa.retrieve import Retriever
@@ -290,3 +298,165 @@ def test_serve_builds_a_missing_index_first(tmp_path, monkeypatch, capsys):
     assert qa.index.index_status(settings)["state"] == "ready"
     web.prepare_index(settings)  # ready now: nothing to do
     assert "building" not in capsys.readouterr().out
+
+
+# -- settings that change the result ---------------------------------------------------------
+
+
+def test_filter_by_article_or_date_limits_the_passages(tiny):
+    settings, retriever = tiny
+    service = ChatService(settings, WebSettings(rate_limit=0), encoder=retriever.encoder)
+    everywhere = service.ask("知识城", k=3).to_dict()["passages"]
+    only = service.ask("知识城", k=3, where=parse_filter(["luoyang.txt"])).to_dict()
+    assert {p["source"] for p in only["passages"]} <= {"luoyang.txt"}
+    assert {p["source"] for p in everywhere} != {"luoyang.txt"}
+    dated = service.ask(QUESTION, k=3, where=parse_filter(None, "2022-01-01", "2022-12-31")).to_dict()
+    assert {p["source"] for p in dated["passages"]} <= {"kunshan.txt"}
+
+
+# -- rebuilds and uploads ----------------------------------------------------------------------
+
+
+class GatedEncoder(TopicEncoder):
+    """TopicEncoder whose question embedding waits at a gate the test opens."""
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+
+    def encode_queries(self, texts):
+        self.waiting.set()
+        self.gate.wait(30)
+        return super().encode_queries(texts)
+
+
+def _corpus_copy(tmp_path) -> Settings:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in ARTICLES.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    return Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
+
+
+def test_a_rebuild_swaps_in_without_failing_a_running_question(tmp_path):
+    settings = _corpus_copy(tmp_path)
+    encoder = GatedEncoder()
+    build_index(settings, encoder=encoder)
+    service = ChatService(settings, WebSettings(rate_limit=0), encoder=encoder)
+    running: list = []
+    question = threading.Thread(target=lambda: running.append(service.ask(QUESTION)))
+    question.start()
+    assert encoder.waiting.wait(10)  # the question is inside the model, on the old index
+    (Path(settings.corpus_dir) / "wuhan.txt").write_text(
+        "---\ntitle: 武汉光谷新政\ndate: 2023-06-01\n---\n武汉光谷发布人才新政，吸引安全领域专家。\n", encoding="utf-8")
+    assert service.start_rebuild(full=True)
+    assert service.start_rebuild() is False  # one at a time
+    record = service.wait_for_rebuild(60)
+    assert record["error"] == "" and record["result"]
+    encoder.gate.set()
+    question.join(30)
+    assert running and running[0].error == "" and running[0].answer.passages[0].source == "knowledge-city.txt"
+    # The next question runs on the new index, which holds the new article.
+    assert ("武汉光谷新政", "wuhan.txt") in service.articles()
+    assert service.ask(QUESTION).error == ""
+    assert service.status()["state"] == "ready" and service.status()["articles"] == 4
+
+
+def test_stale_index_answers_with_a_note_until_rebuilt(tmp_path):
+    settings = _corpus_copy(tmp_path)
+    build_index(settings, encoder=TopicEncoder())
+    service = ChatService(settings, WebSettings(rate_limit=0), encoder=TopicEncoder())
+    (Path(settings.corpus_dir) / "extra.txt").write_text("---\ntitle: 新\n---\n新文章。\n", encoding="utf-8")
+    time.sleep(1.1)  # the freshness check runs at most once a second
+    reply = service.ask(QUESTION)
+    assert reply.answer.passages and "extra.txt" in reply.to_dict()["stale"]
+    assert "extra.txt" in web.reply_markdown(reply) and 'class="qa-stale"' in web.reply_markdown(reply)
+    status = service.status()
+    assert status["state"] == "stale" and "extra.txt" in web.status_markdown(status)
+
+
+def test_upload_adds_an_article_and_refuses_what_it_cannot_take(tmp_path):
+    settings = _corpus_copy(tmp_path)
+    encoder = TopicEncoder()
+    build_index(settings, encoder=encoder)
+    service = ChatService(settings, WebSettings(rate_limit=0, max_upload_bytes=1000), encoder=encoder)
+    for name, data, why in [
+        ("../../etc/evil.sh", b"x", "only .txt"),
+        (".hidden.txt", b"x", "no usable name"),
+        ("big.txt", b"x" * 2000, "the limit is"),
+        ("empty.txt", b"  \n", "is empty"),
+    ]:
+        with pytest.raises(QuestionError, match=why):
+            service.add_article(name, data)
+    assert sorted(p.name for p in Path(settings.corpus_dir).iterdir()) == sorted(ARTICLES)
+    message = service.add_article("../sub/chengdu.txt", "---\ntitle: 成都\n---\n成都建设人才公寓。\n".encode())
+    assert "chengdu.txt added" in message and (Path(settings.corpus_dir) / "chengdu.txt").exists()
+    assert service.wait_for_rebuild(60)["error"] == ""
+    assert service.status()["articles"] == 4 and service.status()["state"] == "ready"
+
+
+# -- the HTTP API of a running server -----------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(port, path, body, headers=None):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def server(tiny):
+    settings, retriever = tiny
+    port = _free_port()
+    app = web.serve(replace(settings, port=port), encoder=retriever.encoder,
+                    web_settings=WebSettings(rate_limit=0), block=False)
+    yield port
+    app.close()
+
+
+def test_http_api_answers_json_and_explains_bad_requests(server):
+    code, data = _post(server, "/api/ask", {"question": QUESTION, "k": 2})
+    assert code == 200 and data["found"] and data["passages"][0]["source"] == "knowledge-city.txt"
+    code, data = _post(server, "/api/ask", {"question": "那洛阳呢？", "history": ["知识城与新加坡签署了多少份合作备忘录？"]})
+    assert code == 200 and data["resolved_question"] == "洛阳与新加坡签署了多少份合作备忘录？"
+    for body, why in [({"question": ""}, "type a question"), ({"question": "问" * 600}, "limit is 500"),
+                      ({"question": QUESTION, "k": "many"}, "whole number"), ({"question": QUESTION, "mode": "magic"}, "mode must be"),
+                      ({"question": QUESTION, "date_from": "yesterday"}, "date like"), ({"q": QUESTION}, "unknown fields")]:
+        code, data = _post(server, "/api/ask", body)
+        assert code == 400 and why in data["error"] and "Traceback" not in json.dumps(data)
+    with urllib.request.urlopen(f"http://127.0.0.1:{server}/api/status", timeout=10) as response:
+        assert json.loads(response.read())["state"] == "ready"
+
+
+def test_gradio_client_gets_the_same_json(server):
+    gradio_client = pytest.importorskip("gradio_client")
+    client = gradio_client.Client(f"http://127.0.0.1:{server}/", verbose=False)
+    data = client.predict(QUESTION, api_name="/search")
+    assert data["found"] and data["passages"][0]["highlight_text"] == ANSWER_SENTENCE
+    assert client.predict(QUESTION, api_name="/ask").count("**[1]**") == 1
+
+
+def test_http_api_asks_for_the_login_when_auth_is_set(tiny):
+    settings, retriever = tiny
+    port = _free_port()
+    app = web.serve(replace(settings, port=port), encoder=retriever.encoder,
+                    web_settings=WebSettings(auth=("reader", "s3cret"), rate_limit=0), block=False)
+    try:
+        assert _post(port, "/api/ask", {"question": QUESTION})[0] == 401
+        wrong = base64.b64encode(b"reader:nope").decode()
+        assert _post(port, "/api/ask", {"question": QUESTION}, {"Authorization": f"Basic {wrong}"})[0] == 401
+        right = base64.b64encode(b"reader:s3cret").decode()
+        code, data = _post(port, "/api/ask", {"question": QUESTION}, {"Authorization": f"Basic {right}"})
+        assert code == 200 and data["found"]
+    finally:
+        app.close()

@@ -128,6 +128,13 @@ def ask(page, question: str):
     return reply
 
 
+def shoot(page, path: Path, reply=None) -> None:
+    """A screenshot, with the top of `reply` (the chat scrolls to its end) in view."""
+    if reply is not None:
+        reply.evaluate("node => node.scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(path), full_page=True)
+
+
 def _tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
@@ -156,7 +163,7 @@ def test_question_shows_passage_citation_and_highlight(page, question, source, m
     mark = reply.locator("mark").first
     assert marked in mark.inner_text() and mark.is_visible()
     if question.startswith("What"):
-        page.screenshot(path=str(shots / "chat.png"), full_page=True)
+        shoot(page, shots / "chat.png", reply)
 
 
 def test_no_answer_says_so_without_passages(page):
@@ -179,7 +186,7 @@ def test_a_passage_opens_in_its_article(page, shots):
     sync_api.expect(article.locator("mark")).to_contain_text("河洛英才计划")
     assert article.locator(".qa-para").count() >= 2 and article.locator(".qa-passage").count() >= 1
     assert article.locator("mark").is_visible()  # scrolled into view
-    page.screenshot(path=str(shots / "article.png"), full_page=True)
+    shoot(page, shots / "article.png", reply)
 
     # Another passage of the same answer opens its own article.
     second_title = re.search(r"\[2\] 《([^》]+)》", reply.inner_text()).group(1)
@@ -250,7 +257,7 @@ def test_html_in_the_question_is_shown_as_typed(page):
     assert page.evaluate("window.__xss") is None
 
 
-def test_html_in_an_article_stays_inert_text(page):
+def test_html_in_an_article_stays_inert_text(page, shots):
     reply = ask(page, "测试县火龙果种植基地面积有多大？")
     assert XSS_SOURCE in reply.inner_text()
     assert reply.locator("img, script, a[href^='javascript']").count() == 0
@@ -260,6 +267,7 @@ def test_html_in_an_article_stays_inert_text(page):
     assert article.locator("img, script, a").count() == 0
     assert page.locator("a[href^='javascript']").count() == 0
     assert page.evaluate("window.__xss") is None
+    shoot(page, shots / "xss.png", reply)
 
 
 # -- the index --------------------------------------------------------------------------------
