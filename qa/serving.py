@@ -35,6 +35,8 @@ RATE_LIMITED = "提问太快了，请稍等几秒再问。 Too many questions at
 # there (HTML, PDF, DOCX) can be uploaded with no change here.
 UPLOAD_SUFFIXES = ARTICLE_SUFFIXES
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# How much lower than the questions a rebuild runs (nice levels, 0-19).
+REBUILD_NICENESS = 10
 
 
 # -- web settings ----------------------------------------------------------------------
@@ -357,6 +359,14 @@ class ChatService:
 
     def _run_rebuild(self, full: bool) -> None:
         from qa.index import build_index
+
+        # Questions first: the build thread yields the CPU to them (Linux lets a thread
+        # lower its own priority; torch runs in the calling thread with one thread, so
+        # the embedding of passages is lowered too). Elsewhere it runs at normal priority.
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REBUILD_NICENESS)
+        except (AttributeError, OSError):
+            pass
 
         def log(line: str) -> None:
             with self._build:
