@@ -59,6 +59,8 @@ EMPTY_REPLY = (
 )
 ERROR_REPLY = ERROR_MESSAGE
 FOUND = "✓ 找到 · Found"
+# The verdict line's style and sign; "found" shows FOUND, the others the answer's message.
+_VERDICT_LINE = {"found": ("qa-found", ""), "unsure": ("qa-unsure", "? "), "not_found": ("qa-not-found", "✗ ")}
 # The highlight stays readable in light and dark themes; long unbroken lines wrap
 # instead of widening the page.
 CSS = """
@@ -100,9 +102,9 @@ def reply_markdown(reply: Reply) -> str:
             f'<span class="qa-stale">⚠ 索引已过期，答案来自上次建立的索引 · The index is out of date '
             f"({escape_markdown(stale)}); answers come from the last build. Rebuild it under *Index*.</span>"
         )
-    kind = {"found": "qa-found", "unsure": "qa-unsure", "not_found": "qa-not-found"}[result.verdict]
+    kind, sign = _VERDICT_LINE[result.verdict]
     verdict = FOUND if result.verdict == "found" else escape_markdown(result.message)
-    lines.append(f'<span class="qa-verdict {kind}">{"" if result.verdict == "found" else "? " if result.verdict == "unsure" else "✗ "}{verdict}</span>')
+    lines.append(f'<span class="qa-verdict {kind}">{sign}{verdict}</span>')
     passages = to_markdown("found", result.passages, "")  # the verdict line is above
     if passages:
         lines += ["", passages]
