@@ -231,7 +231,7 @@ def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None) -> 
     for source, path, digest, article, reused in found:
         first = owner[hashlib.sha256(article.text.encode("utf-8")).hexdigest()]
         if first != source:
-            reason = f"{path} has the same text as {first}; remove one of them"
+            reason = f"{path}: has the same text as {first}; remove one of them"
             plan.skipped.append((Skipped(source, reason), digest))
             continue
         plan.articles.append((article, reused))
@@ -250,12 +250,12 @@ def _load(path: Path, corpus_dir: Path, digest: str) -> Article:
     `file_digest` already found unreadable or too large."""
     if digest == UNREADABLE or digest.startswith("too-large:"):
         size = digest.partition(":")[2]
-        why = f"is {int(size) / 2**20:.0f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit for one article; split it" if size else "cannot be read; fix its permissions"
-        raise CorpusError(f"{path} {why} or remove it")
+        why = f"{int(size) / 2**20:.1f} MB is over the {MAX_FILE_BYTES // 2**20} MB limit for one article; split it" if size else "cannot be read; fix its permissions"
+        raise CorpusError(f"{path}: {why} or remove it")
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise CorpusError(f"{path} cannot be read ({error.strerror or error}); fix its permissions or remove it") from error
+        raise CorpusError(f"{path}: cannot be read ({error.strerror or error}); fix its permissions or remove it") from error
     return load_article(path, corpus_dir, data=data)
 
 

@@ -12,6 +12,7 @@ import re
 import statistics
 import unicodedata
 from dataclasses import dataclass
+from typing import Callable
 
 from qa.normalize import strip_pinyin, to_simplified
 
@@ -131,10 +132,17 @@ def _join_printed_lines(lines: list[str]) -> list[str]:
     if not _is_hard_wrapped(widths):
         return lines
 
+    return join_lines(lines, widths, lambda index: _local_column(widths, index))
+
+
+def join_lines(lines: list[str], widths: list[float], column_at: Callable[[int], float]) -> list[str]:
+    """Join printed lines into paragraphs, `column_at(i)` being the column width at
+    line i (how to measure it depends on the source: see `_local_column`, and
+    `qa.readers.read_pdf`, whose every line break is the layout's)."""
     paragraphs: list[str] = []
     current = ""
     for index, line in enumerate(lines):
-        column = _local_column(widths, index)
+        column = column_at(index)
         # Body lines fill the column except for a two-character indent on a
         # paragraph's first line; a line shorter than that which ends no sentence
         # is a heading. Bylines and captions ("▶ 本报记者 ...") stand alone too.

@@ -18,13 +18,14 @@ fi
 # makes Chinese readable in its screenshots.
 if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing chromium and fonts-noto-cjk for the browser test (apt)"
-    # Not fatal: without a browser only the browser test is skipped.
+    echo "installing chromium and fonts-noto-cjk for the browser tests and the PDF tests (apt)"
+    # Not fatal: without a browser only the browser tests and the PDF tests (which print
+    # a page to PDF with it) are skipped.
     { apt-get update -qq >/dev/null &&
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; } ||
-      echo "note: could not install chromium; the browser test will be skipped"
+      echo "note: could not install chromium; the browser and PDF tests will be skipped"
   else
-    echo "note: chromium is not installed; the browser test will be skipped (apt-get install chromium fonts-noto-cjk)"
+    echo "note: chromium is not installed; the browser and PDF tests will be skipped (apt-get install chromium fonts-noto-cjk)"
   fi
 fi
 echo "ready: .venv"

@@ -103,11 +103,12 @@ def test_bundled_corpus_holds_the_four_articles_with_metadata():
     assert web_page.date == "2024-11-20" and web_page.publication == "新浪"
 
 
-def test_front_matter_without_closing_line_keeps_the_text(tmp_path):
+def test_front_matter_without_closing_line_is_refused_not_read_as_text(tmp_path):
+    # Read as text, its `title:` line would be the first paragraph and the title lost.
     path = tmp_path / "half.txt"
     path.write_text("---\ntitle: 标题\n正文第一句。正文第二句。\n", encoding="utf-8")
-    article = load_article(path, tmp_path)
-    assert "正文第一句。" in article.text
+    with pytest.raises(CorpusError, match=r"half\.txt: front matter .* never closed"):
+        load_article(path, tmp_path)
 
 
 def test_gb18030_file_is_read(tmp_path):
@@ -131,7 +132,7 @@ def test_unusable_corpus_file_is_named_in_the_error(tmp_path, content, problem):
 def test_missing_or_empty_corpus_folder_says_what_to_do(tmp_path):
     with pytest.raises(CorpusError, match="does not exist"):
         load_corpus(tmp_path / "nope")
-    with pytest.raises(CorpusError, match="no .txt or .md article"):
+    with pytest.raises(CorpusError, match=r"no article file \(\.txt, \.md, \.html, \.htm, \.pdf, \.docx\)"):
         load_corpus(tmp_path)
 
 

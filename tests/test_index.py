@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, StaleIndexError
+from qa.errors import IndexCorruptError, IndexNotFoundError, StaleIndexError
 from qa.index import FRESHNESS_INTERVAL_S, build_index, index_status, load_index
 from qa.retrieve import Retriever
 from qa.settings import Settings

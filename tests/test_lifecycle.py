@@ -137,3 +137,76 @@ def _env(ws) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     env.update(QA_CORPUS_DIR=str(ws.corpus), QA_INDEX_DIR=str(ws.index), QA_CACHE_DIR=str(ws.cache), PYTHONIOENCODING="utf-8")
     return env
+
+
+# Each article carries one fact no other has, and is asked about by that fact.
+FORMATS = {
+    "metro.txt": ("gbk", "广州地铁十八号线开通\n广州地铁十八号线全长六十二公里，列车最高时速一百六十公里，是国内最快的地铁线路之一。\n"),
+    "opera.txt": ("big5", "臺中歌劇院年度成績\n臺中歌劇院今年共舉辦三百二十場演出，吸引觀眾五十萬人次，創下開幕以來新高。\n"),
+    "bay.txt": ("utf-16", "深圳湾滨海步道贯通\n深圳湾公园新建的滨海步道全长十二公里，沿途设有八个观鸟平台。\n"),
+    "village.txt": ("utf-8-sig", "亚运村赛后利用\n杭州亚运村赛后改造为住宅社区，可容纳一万户居民入住。\n"),
+}
+QUESTIONS = {
+    "metro.txt": ("十八号线列车最高时速是多少？", "一百六十公里"),
+    "opera.txt": ("臺中歌劇院今年舉辦了多少場演出？", "三百二十場"),
+    "bay.txt": ("深圳湾滨海步道沿途有几个观鸟平台？", "八个观鸟平台"),
+    "village.txt": ("杭州亚运村赛后可以容纳多少户居民？", "一万户"),
+    "panda.html": ("成都大熊猫基地今年新生了多少只幼崽？", "二十只"),
+    "walls.pdf": ("西安城墙夜游线路全长多少公里？", "十三点七公里"),
+    "festival.docx": ("青岛国际啤酒节今年接待了多少游客？", "六百万人次"),
+}
+PANDA_PAGE = """<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">
+<title>成都大熊猫繁育研究基地迎来生育高峰_新闻频道</title></head><body>
+<nav><a href="/">首页</a> <a href="/news">新闻</a> <a href="/sports">体育</a> <a href="/login">登录</a></nav>
+<article><h1>成都大熊猫繁育研究基地迎来生育高峰</h1>
+<p>成都大熊猫繁育研究基地今年新生大熊猫幼崽二十只，存活率达到百分之百，创下历史纪录。</p>
+<p>基地负责人介绍，新生幼崽将在明年春天与游客见面，基地还将扩建两座室外运动场。</p>
+<p>据了解，基地目前共饲养大熊猫二百四十余只，是全球最大的圈养大熊猫种群所在地之一。</p></article>
+<section class="comments"><h3>网友评论</h3><p>太可爱了！什么时候能去看？</p></section>
+<footer>版权所有 © 新闻网 · 联系我们 · 广告服务</footer></body></html>"""
+WALLS = (
+    "西安城墙推出夜游线路\n"
+    "西安城墙景区今年推出全新的夜游线路，游客可以在灯光下骑行或步行游览整段城墙，夜游线路全长十三点七公里，"
+    "沿途设有十二处灯光秀和四个观景台，开放时间为每晚七点至十一点，门票价格与日间相同，景区还推出了夜间讲解服务。\n"
+    "景区负责人表示，夜游项目开放首月已接待游客三十万人次，周末高峰时段实行预约入场。\n"
+)
+FESTIVAL = "青岛国际啤酒节闭幕\n第三十四届青岛国际啤酒节今年接待海内外游客六百万人次，消费啤酒两千吨。\n主办方表示，明年将增设西海岸会场。\n"
+
+
+@pytest.mark.browser
+def test_every_encoding_and_format_a_newsroom_has_is_retrievable(real_index, tmp_path):
+    from qa.index import load_index
+    from qa.retrieve import Retriever
+    from qa.settings import Settings
+    from test_readers import article_page, make_docx, print_to_pdf
+
+    ws = SimpleNamespace(corpus=tmp_path / "corpus", index=tmp_path / "index", cache=real_index.settings.cache_dir, tmp=tmp_path)
+    ws.corpus.mkdir()
+    for name, (encoding, text) in FORMATS.items():
+        (ws.corpus / name).write_bytes(text.encode(encoding))
+    (ws.corpus / "panda.html").write_text(PANDA_PAGE, encoding="utf-8")
+    pdf = print_to_pdf(article_page(WALLS), tmp_path, "walls")
+    shutil.copy(pdf, ws.corpus / "walls.pdf")
+    (ws.corpus / "festival.docx").write_bytes(make_docx(FESTIVAL, "青岛国际啤酒节闭幕"))
+    (ws.corpus / "binary.txt").write_bytes(bytes(range(256)) * 8)
+
+    result = qa(ws, "build", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "7 added" in result.stdout
+    assert "binary.txt" in result.stdout.split("skipped", 1)[1], "the binary file is refused by name"
+    status = qa(ws, "status")
+    assert status.returncode == 0 and "binary.txt" in status.stdout
+
+    settings = Settings.load(corpus_dir=ws.corpus, index_dir=ws.index)
+    retriever = Retriever(load_index(settings), real_index.retriever.encoder, settings)
+    for source, (question, fact) in QUESTIONS.items():
+        hits = retriever.retrieve(question, k=3)
+        assert hits[0].source == source and fact in hits[0].text, (source, [(h.source, h.text) for h in hits])
+    articles = load_index(settings).articles
+    assert "網友評論" not in articles["panda.html"].text and "网友评论" not in articles["panda.html"].text
+    assert "登录" not in articles["panda.html"].text and "版权所有" not in articles["panda.html"].text
+    assert articles["panda.html"].title.startswith("成都大熊猫繁育研究基地迎来生育高峰")
+    walls = articles["walls.pdf"].text
+    assert "夜游线路全长十三点七公里" in walls, "lines the PDF wrapped are joined again"
+    assert articles["festival.docx"].title == "青岛国际啤酒节闭幕"
+    assert articles["opera.txt"].text.startswith("臺中歌劇院")
