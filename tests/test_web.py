@@ -460,3 +460,16 @@ def test_http_api_asks_for_the_login_when_auth_is_set(tiny):
         assert code == 200 and data["found"]
     finally:
         app.close()
+
+
+def test_an_uploaded_html_article_is_indexed(tmp_path):
+    settings = _corpus_copy(tmp_path)
+    encoder = TopicEncoder()
+    build_index(settings, encoder=encoder)
+    service = ChatService(settings, WebSettings(rate_limit=0), encoder=encoder)
+    page = ("<html><head><title>成都人才公寓</title></head><body><h1>成都人才公寓</h1>"
+            "<p>成都今年建设人才公寓三千套，吸引洛阳等地人才。</p></body></html>")
+    assert "page.html added" in service.add_article("page.html", page.encode("utf-8"))
+    assert service.wait_for_rebuild(60)["error"] == ""
+    assert "page.html" in {source for _, source in service.articles()}
+    assert service.status()["state"] == "ready"
