@@ -397,7 +397,7 @@ def main() -> int:
 
 
 def print_table(report: dict) -> None:
-    print(f"| option | query p50 / p95 ms | passage texts/s | cosine vs fp32, passages min / mean | questions min / mean |")
+    print("| option | query p50 / p95 ms | passage texts/s | cosine vs fp32, passages min / mean | questions min / mean |")
     print("| --- | --- | --- | --- | --- |")
     for name, o in report["options"].items():
         c = report["cosine_vs_fp32_torch"][name]
