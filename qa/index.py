@@ -387,7 +387,10 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
 def settings_changes(manifest: dict, settings: Settings) -> list[str]:
     """The index-shaping settings that differ from the build's ("chunk_size 200 -> 300")."""
     built = manifest.get("settings", {})
-    return [f"{name} {built.get(name)!r} -> {value!r}" for name, value in settings.index_shape().items() if built.get(name) != value]
+    shape = settings.index_shape()
+    # Both ways: a Milvus index ("store" recorded) read with the local store differs too.
+    names = list(shape) + [name for name in built if name not in shape]
+    return [f"{name} {built.get(name)!r} -> {shape.get(name)!r}" for name in names if built.get(name) != shape.get(name)]
 
 
 def check_settings(manifest: dict, settings: Settings) -> None:
