@@ -152,10 +152,10 @@ class Retriever:
 
         # Evidence over the union only: the question's cosine with each candidate passage
         # and with each of its sentences.
-        passage_cos = self.index.vectors.vectors(rows) @ vector
+        passage_cos = self.index.vectors.scores(vector, rows)
         sentence_rows = [self.index.sentences.of_chunk(int(row)) for row in rows]
         all_sentences = np.fromiter((s for r in sentence_rows for s in r), dtype=np.int64)
-        sentence_cos = dict(zip(all_sentences.tolist(), (self.index.sentence_vectors.vectors(all_sentences) @ vector).tolist()))
+        sentence_cos = dict(zip(all_sentences.tolist(), self.index.sentence_vectors.scores(vector, all_sentences).tolist()))
         best_sentence = np.array([max((sentence_cos[s] for s in r), default=-1.0) for r in sentence_rows], dtype=np.float32)
         dense = (passage_cos + np.maximum(best_sentence, passage_cos)) / 2
         lexical = lexical_all[rows]

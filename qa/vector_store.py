@@ -52,6 +52,11 @@ class VectorStore(Protocol):
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of rows `ids`, shape (len(ids), dimension)."""
 
+    def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Inner products of one query vector with rows `ids`, shape (len(ids),): what
+        ranking needs of its candidates. A remote store (Milvus) computes them beside
+        the data instead of sending the vectors."""
+
     def save(self, path: Path) -> None:
         """Write the store to the file `path`."""
 
@@ -140,6 +145,9 @@ class FaissStore:
         if ids.size == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self._index.reconstruct_batch(ids)
+
+    def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        return self.vectors(ids) @ as_matrix(vector, self.dimension)[0]
 
     def save(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))

@@ -44,6 +44,9 @@ class NumpyStore:
     def vectors(self, ids):
         return self._rows[np.asarray(ids, dtype=np.int64)]
 
+    def scores(self, vector, ids):
+        return self.vectors(ids) @ as_matrix(vector, self.dimension)[0]
+
     def save(self, path: Path) -> None:
         np.save(path, self._rows)
 
@@ -143,6 +146,15 @@ def test_stored_vectors_come_back_by_id_and_n_beyond_the_size_is_capped(backend,
     assert ids.shape == (1, 5) and sorted(ids[0].tolist()) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="shape"):
         store.add(np.zeros((2, 8), dtype=np.float32))
+
+
+def test_scores_are_the_inner_products_with_the_rows_asked_for(backend, data):
+    vectors, queries = data
+    store = backend.new(16)
+    store.add(vectors)
+    rows = np.array([299, 3, 3, 150, 0])  # any order, repeats allowed
+    assert np.allclose(store.scores(queries[0], rows), vectors[rows] @ queries[0], atol=1e-5)
+    assert store.scores(queries[0], np.array([], dtype=np.int64)).shape == (0,)
 
 
 def test_a_saved_store_loads_with_the_same_answers(backend, data, tmp_path):
