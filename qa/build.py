@@ -451,7 +451,7 @@ def _write_milvus(units: list[Units], settings: Settings, previous: SearchIndex 
         live_store_block(Path(settings.index_dir)),
         {PASSAGES: previous.vectors, SENTENCES: previous.sentence_vectors} if reuse else None,
         dimension,
-        rows=sum(len(unit.chunks) for unit in units),
+        rows=(sum(len(unit.chunks) for unit in units), sum(len(unit.sentences) for unit in units)),
     )
     keys = {PASSAGES: [], SENTENCES: []}
     fresh = {PASSAGES: ([], [], []), SENTENCES: ([], [], [])}  # keys, vectors, records

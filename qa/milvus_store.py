@@ -559,7 +559,8 @@ class MilvusBuild:
         previous: that index's stores by kind, when this build reuses its articles
             (an incremental build, into the same collections); None for a full build.
         dimension: of the vectors.
-        rows: passages the index will hold (picks exact or HNSW search for new collections).
+        rows: passages and sentences the index will hold (exact or HNSW search for new
+            collections, as `qa.vector_store.kind_for` picks for FAISS).
     """
 
     def __init__(
@@ -570,7 +571,7 @@ class MilvusBuild:
         live: dict | None,
         previous: dict[str, MilvusStore] | None,
         dimension: int,
-        rows: int,
+        rows: tuple[int, int],
     ):
         self.uri, self.base = uri, base
         self.client = connect(uri, token)
@@ -590,7 +591,7 @@ class MilvusBuild:
             self.retire_after = []
         else:
             self.collections = _Collections(*(f"{base}_g{self.generation}_{kind}" for kind in KINDS))
-            self.kinds = {PASSAGES: kind_for(rows), SENTENCES: kind_for(rows * 4)}  # ~4 sentences a passage
+            self.kinds = {PASSAGES: kind_for(rows[0]), SENTENCES: kind_for(rows[1])}
             for kind, name in zip(KINDS, (self.collections.passages, self.collections.sentences)):
                 if _call("has_collection", self.client.has_collection, name):
                     _call("drop_collection", self.client.drop_collection, name)

@@ -231,3 +231,19 @@ def test_the_real_model_answers_the_dev_questions_alike_on_both_stores(real_inde
     assert same >= 0.9 * len(questions)
     question = "知识城与新加坡签署了多少份合作备忘录？"
     assert [h.text for h in milvus.retrieve(question, 3)] == [h.text for h in real_index.retriever.retrieve(question, 3)]
+
+
+def test_milvus_hybrid_search_fuses_dense_and_bm25_by_rank_inside_the_filter(tmp_path, corpus, fake_encoder):
+    milvus = _settings(tmp_path, corpus, "milvus")
+    build_index(milvus, encoder=fake_encoder)
+    index = load_index(milvus)
+    question = "知识城与新加坡签署了多少份合作备忘录？"
+    vector = fake_encoder.encode_queries([question])[0]
+    dense, _ = index.vectors.search(vector, 5)
+    lexical, _ = index.lexical_search.search(question, 5)
+    rows, scores = index.vectors.hybrid(vector, question, 5)
+    assert set(rows.tolist()) == set(dense[0].tolist()) | set(lexical.tolist())  # the union, ranked
+    assert np.all(np.diff(scores) <= 1e-9) and scores[0] <= 2 / 61 + 1e-6  # RRF, k=60: at most 1/61 per list
+    where = Filter(date_to="2021-12-31")
+    rows, _ = index.vectors.hybrid(vector, question, 5, where)
+    assert rows.size and all(index.chunks[r].date <= "2021-12-31" for r in rows)
