@@ -358,7 +358,10 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
         from qa.milvus_store import MilvusLexical, MilvusStore
 
         settings = settings or Settings.load()
-        uri, token = settings.milvus_target()[0], settings.milvus_token
+        # The settings' URI carries credentials the saved one lacks; settings for another
+        # store are refused by `check_settings` after this read, from the saved URI.
+        uri = settings.milvus_target()[0] if settings.store == "milvus" else None
+        token = settings.milvus_token
         vectors, sentence_vectors = (MilvusStore.load(index_dir / name, uri, token) for name in MILVUS_FILES)
         lexical_search = MilvusLexical(vectors)
     else:

@@ -44,6 +44,7 @@ from qa.vector_store import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, as_mat
 
 try:
     from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker
+    from pymilvus.client.types import LoadState
     from pymilvus.exceptions import MilvusException
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -494,8 +495,7 @@ class MilvusStore:
                 f"the Milvus collection {meta['collection']} this index was built into is gone from "
                 f"{meta['uri']}; run `qa build --full` to rebuild it"
             )
-        # A collection is searchable once loaded; a restarted server starts with it released.
-        _call("load_collection", client.load_collection, meta["collection"])
+        _ensure_loaded(client, meta["collection"])
         return cls(
             client,
             meta["collection"],
@@ -623,7 +623,7 @@ class MilvusBuild:
             old = self.previous[kind].ids if self.previous else np.zeros(0, dtype=np.int64)
             store.retired = np.setdiff1d(old, store.ids)
             store.flush()
-            _call("load_collection", self.client.load_collection, store.collection)
+            _ensure_loaded(self.client, store.collection)
         block = {
             "kind": "milvus",
             "uri": _plain(self.uri),
@@ -645,6 +645,15 @@ class MilvusBuild:
         for name in self.retire_after:
             if _call("has_collection", self.client.has_collection, name):
                 _call("drop_collection", self.client.drop_collection, name)
+
+
+def _ensure_loaded(client: MilvusClient, collection: str) -> None:
+    """Load a collection that is not loaded (a restarted server starts with every
+    collection released); one already loaded is left alone, so the replicas an
+    operator loaded it with on a cluster stay as they are."""
+    state = _call("get_load_state", client.get_load_state, collection)["state"]
+    if state != LoadState.Loaded:
+        _call("load_collection", client.load_collection, collection)
 
 
 def _plain(uri: str) -> str:

@@ -278,7 +278,7 @@ class MilvusScoredRetriever:
         return Variant(variant_index, encoder, settings)
 
 
-def run_eval(targets: list[Path]) -> dict:
+def run_eval(targets: list[Path], variants: list[str]) -> dict:
     from qa.encoder import load_encoder
     from qa.evaluate import benchmark_settings, ensure_index, evaluate, load_questions
     from qa.index import build_index, load_index
@@ -311,12 +311,13 @@ def run_eval(targets: list[Path]) -> dict:
         build_index(milvus, encoder=reuse)
         milvus_build_s = time.perf_counter() - started
         questions = load_questions(questions_path)
-        retrievers = {
-            "local": Retriever(load_index(local), encoder, local),
-            "milvus": Retriever(load_index(milvus), encoder, milvus),
-            "milvus, Milvus BM25 scores": MilvusScoredRetriever(load_index(milvus), encoder, milvus),
+        makers = {
+            "local": lambda: Retriever(load_index(local), encoder, local),
+            "milvus": lambda: Retriever(load_index(milvus), encoder, milvus),
+            "milvus-bm25": lambda: MilvusScoredRetriever(load_index(milvus), encoder, milvus),
         }
-        for name, retriever in retrievers.items():
+        for name in variants:
+            retriever = makers[name]()
             metrics, _ = evaluate(questions, retriever, "hybrid")
             rows.append(
                 {
@@ -346,7 +347,15 @@ def main(argv: list[str] | None = None) -> int:
         "targets",
         nargs="*",
         type=Path,
-        default=[ROOT / "eval" / "dev_questions.jsonl", ROOT.parent / "shared" / "bench" / "cmrc2018-trial", ROOT.parent / "shared" / "bench" / "drcd-dev"],
+        default=[
+            ROOT / "eval" / "dev_questions.jsonl",
+            ROOT / "eval" / "extra_questions.jsonl",
+            ROOT.parent / "shared" / "bench" / "cmrc2018-trial",
+            ROOT.parent / "shared" / "bench" / "drcd-dev",
+        ],
+    )
+    evaluation.add_argument(
+        "--variants", default="local,milvus,milvus-bm25", help="local, milvus, milvus-bm25 (Milvus BM25 scores in fusion and the judge)"
     )
     evaluation.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -357,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--stores takes {', '.join(STORES)}; got {', '.join(sorted(unknown))}")
         report = run_scale([int(s) for s in args.passages.split(",")], stores, args.questions)
     else:
-        report = run_eval([t for t in args.targets if t.exists()])
+        report = run_eval([t for t in args.targets if t.exists()], args.variants.split(","))
     report["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     text = json.dumps(report, ensure_ascii=False, indent=1)
     if args.json:
