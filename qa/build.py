@@ -40,6 +40,7 @@ from qa.index import (
     build_lock,
     file_digest,
     forget_cached,
+    milvus_module,
     read_index,
     settings_changes,
     store_kind,
@@ -440,11 +441,11 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, pr
 def _write_milvus(units: list[Units], settings: Settings, previous: SearchIndex | None, dimension: int):
     """Upsert the rows of added and changed articles (all, for a full build) into
     Milvus, keyed by stable ids; (passage store, sentence store, manifest block, build)."""
-    from qa.milvus_store import PASSAGES, SENTENCES, MilvusBuild, chunk_records, sentence_records, stable_ids
-
+    milvus_store = milvus_module()
+    PASSAGES, SENTENCES, stable_ids = milvus_store.PASSAGES, milvus_store.SENTENCES, milvus_store.stable_ids
     reuse = previous is not None and store_kind(previous.manifest) == "milvus"
     uri, base = settings.milvus_target()
-    milvus = MilvusBuild(
+    milvus = milvus_store.MilvusBuild(
         uri,
         settings.milvus_token,
         base,
@@ -465,8 +466,8 @@ def _write_milvus(units: list[Units], settings: Settings, previous: SearchIndex 
             assert milvus.previous is not None, "a reused article's rows must be in the live collections"
             continue
         for kind, unit_keys, vectors, records in (
-            (PASSAGES, passage_keys, unit.chunk_vectors, chunk_records(unit.chunks)),
-            (SENTENCES, sentence_keys, unit.sentence_vectors, sentence_records(unit.chunks, unit.sentences)),
+            (PASSAGES, passage_keys, unit.chunk_vectors, milvus_store.chunk_records(unit.chunks)),
+            (SENTENCES, sentence_keys, unit.sentence_vectors, milvus_store.sentence_records(unit.chunks, unit.sentences)),
         ):
             fresh[kind][0].append(unit_keys)
             fresh[kind][1].append(vectors)

@@ -29,6 +29,7 @@ from qa.errors import (
     IndexCorruptError,
     IndexNotFoundError,
     IndexWriteError,
+    SettingsError,
     StaleIndexError,
     StoreUnavailableError,
 )
@@ -184,6 +185,15 @@ def _write_files(staging: Path, index: SearchIndex) -> None:
 def store_kind(manifest: dict) -> str:
     """"local" (FAISS files) or "milvus": where the index's vectors live."""
     return manifest.get("store", {}).get("kind", "local")
+
+
+def milvus_module():
+    """qa.milvus_store, or SettingsError naming what to install (pymilvus is optional)."""
+    try:
+        import qa.milvus_store
+    except ImportError as error:
+        raise SettingsError(f"QA_STORE=milvus needs Milvus's client: {error}") from error
+    return qa.milvus_store
 
 
 def _store_files(manifest: dict) -> tuple[str, str]:
@@ -355,15 +365,14 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
         raise corrupt(f"{type(error).__name__}: {error}") from error
     lexical_search = None
     if store_kind(manifest) == "milvus":
-        from qa.milvus_store import MilvusLexical, MilvusStore
-
+        milvus_store = milvus_module()
         settings = settings or Settings.load()
         # The settings' URI carries credentials the saved one lacks; settings for another
         # store are refused by `check_settings` after this read, from the saved URI.
         uri = settings.milvus_target()[0] if settings.store == "milvus" else None
         token = settings.milvus_token
-        vectors, sentence_vectors = (MilvusStore.load(index_dir / name, uri, token) for name in MILVUS_FILES)
-        lexical_search = MilvusLexical(vectors)
+        vectors, sentence_vectors = (milvus_store.MilvusStore.load(index_dir / name, uri, token) for name in MILVUS_FILES)
+        lexical_search = milvus_store.MilvusLexical(vectors)
     else:
         vectors = FaissStore.load(index_dir / CHUNK_VECTORS)
         sentence_vectors = FaissStore.load(index_dir / SENTENCE_VECTORS)

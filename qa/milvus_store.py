@@ -88,8 +88,12 @@ def connect(uri: str, token: str = "") -> MilvusClient:
     key = (uri, token)
     with _CLIENTS_LOCK:
         if key not in _CLIENTS:
+            # pymilvus pings every 10 s; milvus-lite's gRPC server allows one ping in 5
+            # minutes and answers more with GOAWAY "too_many_pings" (logged, then a
+            # reconnect). Embedded, the server is this process: ping no more than it allows.
+            options = {"grpc_options": {"grpc.keepalive_time_ms": 300_000}} if uri.endswith(".db") else {}
             try:
-                _CLIENTS[key] = MilvusClient(uri=uri, token=token)
+                _CLIENTS[key] = MilvusClient(uri=uri, token=token, **options)
             except Exception as error:  # pymilvus raises MilvusException and gRPC errors
                 raise StoreUnavailableError(_connect_advice(uri, error)) from error
     return _CLIENTS[key]

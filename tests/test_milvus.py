@@ -212,7 +212,8 @@ def test_an_embedded_database_open_in_another_process_is_reported_with_the_fix(t
 @pytest.mark.model
 def test_the_real_model_answers_the_dev_questions_alike_on_both_stores(real_index, tmp_path):
     """The bundled corpus with the real model on Milvus: the dev set's recall within
-    0.02 of the local store's, and most top answers the very same passage."""
+    0.02 of the local store's, most top answers the very same passage, and the web
+    chat's reply the same."""
     from qa.evaluate import evaluate, load_questions
 
     from conftest import EVAL_FILE
@@ -231,6 +232,11 @@ def test_the_real_model_answers_the_dev_questions_alike_on_both_stores(real_inde
     assert same >= 0.9 * len(questions)
     question = "知识城与新加坡签署了多少份合作备忘录？"
     assert [h.text for h in milvus.retrieve(question, 3)] == [h.text for h in real_index.retriever.retrieve(question, 3)]
+    # The web chat's reply, citations and highlights included, is the same.
+    from qa.web import respond
+
+    reply = respond(question, settings=settings, retriever=milvus)
+    assert "81份合作备忘录" in reply and reply == respond(question, settings=real_index.settings, retriever=real_index.retriever)
 
 
 def test_milvus_hybrid_search_fuses_dense_and_bm25_by_rank_inside_the_filter(tmp_path, corpus, fake_encoder):
@@ -247,3 +253,4 @@ def test_milvus_hybrid_search_fuses_dense_and_bm25_by_rank_inside_the_filter(tmp
     where = Filter(date_to="2021-12-31")
     rows, _ = index.vectors.hybrid(vector, question, 5, where)
     assert rows.size and all(index.chunks[r].date <= "2021-12-31" for r in rows)
+
