@@ -19,6 +19,7 @@ from the old index until the swap, and a build killed at any point leaves it as 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +40,10 @@ from qa.index import (
     build_lock,
     file_digest,
     forget_cached,
+    milvus_module,
     read_index,
     settings_changes,
+    store_kind,
     write_atomically,
 )
 from qa.lexical import LexicalIndex, tokenize
@@ -181,8 +184,10 @@ def build_index(
             units.update(_stored_units(previous, reused))
             model_name = model_name or previous.manifest["model"]
         ordered = [units[article.source] for article, _ in plan.articles]
-        index = _assemble(ordered, settings, model_name, plan)
+        index, milvus = _assemble(ordered, settings, model_name, plan, previous)
         write_atomically(index_dir, index)
+        if milvus is not None:
+            _after_swap(milvus, say)
     forget_cached(index_dir)
     return _summary(settings, index, plan, started, model=model_name, embedded=embedded, full=previous is None)
 
@@ -197,7 +202,7 @@ def _previous_index(index_dir: Path, settings: Settings, full: bool) -> tuple[Se
     if not (index_dir / "manifest.json").exists():
         return None, ""  # a first build needs no explanation
     try:
-        previous = read_index(index_dir, with_tokens=True)
+        previous = read_index(index_dir, with_tokens=True, settings=settings)
     except QAError as error:  # damaged, or written by another version
         return None, f"the previous index cannot be reused ({error}); rebuilding every article".replace(
             "; run `qa build` to rebuild it", ""
@@ -284,8 +289,12 @@ def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
     for row, chunk in enumerate(previous.chunks):
         if chunk.source in sources:
             rows.setdefault(chunk.source, []).append(row)
-    chunk_vectors = previous.vectors.vectors(np.arange(len(previous.chunks)))
-    sentence_vectors = previous.sentence_vectors.vectors(np.arange(len(previous.sentences)))
+    # Rows in Milvus stay there (an incremental build writes only added and changed
+    # articles), so their vectors are not fetched.
+    in_milvus = store_kind(previous.manifest) == "milvus"
+    if not in_milvus:
+        chunk_vectors = previous.vectors.vectors(np.arange(len(previous.chunks)))
+        sentence_vectors = previous.sentence_vectors.vectors(np.arange(len(previous.sentences)))
     table = previous.sentences
     units = {}
     for source, chunk_rows in rows.items():
@@ -298,8 +307,8 @@ def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
                 (int(table.chunk[s]) - first, int(table.start[s]), int(table.end[s]), table.form[s]) for s in sentence_rows
             ],
             tokens=[previous.tokens[row] for row in chunk_rows],
-            chunk_vectors=chunk_vectors[chunk_rows],
-            sentence_vectors=sentence_vectors[sentence_rows],
+            chunk_vectors=None if in_milvus else chunk_vectors[chunk_rows],
+            sentence_vectors=None if in_milvus else sentence_vectors[sentence_rows],
         )
     return units
 
@@ -372,7 +381,9 @@ def encode_in_batches(encoder, texts: list[str], progress: bool, batch_size: int
 # -- the whole index -----------------------------------------------------------------
 
 
-def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan) -> SearchIndex:
+def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, previous: SearchIndex | None):
+    """The new index, and for QA_STORE=milvus the `MilvusBuild` that wrote its rows
+    (its `after_swap` runs once the folder is in place)."""
     chunks: list[Chunk] = []
     rows, starts, ends, forms, tokens = [], [], [], [], []
     for unit in units:
@@ -388,13 +399,16 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan) ->
         raise IndexCorruptError("nothing to index: the corpus produced no passages")
     as_array = lambda values: np.asarray(values, dtype=np.int32)  # noqa: E731
     sentences = SentenceTable(as_array(rows), as_array(starts), as_array(ends), forms)
-    chunk_vectors = np.concatenate([unit.chunk_vectors for unit in units])
-    sentence_vectors = np.concatenate([unit.sentence_vectors for unit in units])
-    dimension = int(chunk_vectors.shape[1])
-    store = FaissStore(dimension, kind_for(len(chunks)))
-    store.add(chunk_vectors)
-    sentence_store = FaissStore(dimension, kind_for(len(sentences)))
-    sentence_store.add(sentence_vectors)
+    fresh = [unit for unit in units if unit.chunk_vectors is not None]
+    dimension = int(fresh[0].chunk_vectors.shape[1]) if fresh else int(previous.manifest["dimension"])
+    milvus = store_block = None
+    if settings.store == "milvus":
+        store, sentence_store, store_block, milvus = _write_milvus(units, settings, previous, dimension)
+    else:
+        store = FaissStore(dimension, kind_for(len(chunks)))
+        store.add(np.concatenate([unit.chunk_vectors for unit in units]))
+        sentence_store = FaissStore(dimension, kind_for(len(sentences)))
+        sentence_store.add(np.concatenate([unit.sentence_vectors for unit in units]))
     articles = [unit.article for unit in units]
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -414,11 +428,74 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan) ->
         # making the index look stale.
         "skipped": [{"source": s.source, "sha256": digest, "reason": s.reason} for s, digest in plan.skipped],
     }
+    if store_block is not None:
+        # Where the vectors live: URI (no credentials), collections, generation.
+        manifest["store"] = store_block
     lexical = LexicalIndex.from_tokens(tokens)
     by_source = {article.source: article for article in articles}
     index = SearchIndex(chunks, store, sentences, sentence_store, lexical, manifest, None, by_source)
     index.tokens = tokens
-    return index
+    return index, milvus
+
+
+def _write_milvus(units: list[Units], settings: Settings, previous: SearchIndex | None, dimension: int):
+    """Upsert the rows of added and changed articles (all, for a full build) into
+    Milvus, keyed by stable ids; (passage store, sentence store, manifest block, build)."""
+    milvus_store = milvus_module()
+    PASSAGES, SENTENCES, stable_ids = milvus_store.PASSAGES, milvus_store.SENTENCES, milvus_store.stable_ids
+    reuse = previous is not None and store_kind(previous.manifest) == "milvus"
+    uri, base = settings.milvus_target()
+    milvus = milvus_store.MilvusBuild(
+        uri,
+        settings.milvus_token,
+        base,
+        live_store_block(Path(settings.index_dir)),
+        {PASSAGES: previous.vectors, SENTENCES: previous.sentence_vectors} if reuse else None,
+        dimension,
+        rows=(sum(len(unit.chunks) for unit in units), sum(len(unit.sentences) for unit in units)),
+    )
+    keys = {PASSAGES: [], SENTENCES: []}
+    fresh = {PASSAGES: ([], [], []), SENTENCES: ([], [], [])}  # keys, vectors, records
+    for unit in units:
+        article = unit.article
+        passage_keys = stable_ids(article.source, article.content_hash, "passage", len(unit.chunks))
+        sentence_keys = stable_ids(article.source, article.content_hash, "sentence", len(unit.sentences))
+        keys[PASSAGES].append(passage_keys)
+        keys[SENTENCES].append(sentence_keys)
+        if unit.chunk_vectors is None:
+            assert milvus.previous is not None, "a reused article's rows must be in the live collections"
+            continue
+        for kind, unit_keys, vectors, records in (
+            (PASSAGES, passage_keys, unit.chunk_vectors, milvus_store.chunk_records(unit.chunks)),
+            (SENTENCES, sentence_keys, unit.sentence_vectors, milvus_store.sentence_records(unit.chunks, unit.sentences)),
+        ):
+            fresh[kind][0].append(unit_keys)
+            fresh[kind][1].append(vectors)
+            fresh[kind][2].extend(records)
+    for kind, (fresh_keys, vectors, records) in fresh.items():
+        if fresh_keys:
+            milvus.write(kind, np.concatenate(fresh_keys), np.concatenate(vectors), records)
+    passages, sentences, block = milvus.finish(np.concatenate(keys[PASSAGES]), np.concatenate(keys[SENTENCES]))
+    return passages, sentences, block, milvus
+
+
+def live_store_block(index_dir: Path) -> dict | None:
+    """The "store" block of the index now in `index_dir`, read even when that index
+    cannot be reused, so a full build can drop the collections it replaces."""
+    try:
+        return json.loads((index_dir / "manifest.json").read_text(encoding="utf-8")).get("store")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _after_swap(milvus, say) -> None:
+    from qa.errors import StoreUnavailableError
+
+    try:
+        milvus.after_swap()
+    except StoreUnavailableError as error:
+        # The new index already filters these rows out; the next build deletes them.
+        say(f"could not delete the rows this build retired from Milvus ({error}); the next build will")
 
 
 def _summary(settings, index: SearchIndex, plan: Plan, started: float, *, model: str, embedded=0, full=False, written=True):

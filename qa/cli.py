@@ -69,6 +69,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"index: {status['state']} - {status['articles']} articles, {status['passages']} passages, "
             f"model {status['model']} ({status['dimension']} dims), built {status['built_at']}"
         )
+        store = status["store"]
+        if store["kind"] == "milvus":
+            collections = ", ".join(store["collections"].values())
+            print(f"vectors and BM25 candidates: Milvus at {store['uri']}, collections {collections} (generation {store['generation']})")
         if status["changes"]:
             print(f"corpus changed since the build: {', '.join(status['changes'])}; run `qa build` (until then, answers come from this index)")
         if status["building"]:

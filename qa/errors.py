@@ -37,3 +37,7 @@ class SettingsError(QAError, ValueError):
 
 class IndexWriteError(QAError):
     """The index folder cannot be written, or another build is writing it."""
+
+
+class StoreUnavailableError(QAError):
+    """The vector store (Milvus) cannot be reached or opened, or refused an operation."""

@@ -206,7 +206,10 @@ def benchmark_settings(folder: Path, settings: Settings) -> tuple[Settings, Path
     # One cache folder per benchmark path, so two benchmarks never share an index.
     tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:10]
     index_dir = Path(settings.cache_dir) / "bench" / f"{folder.resolve().name}-{tag}"
-    return replace(settings, corpus_dir=corpus, index_dir=index_dir), questions
+    # Nor a Milvus collection: a named one gets the benchmark's tag (unnamed ones are
+    # derived from the index folder already).
+    collection = f"{settings.milvus_collection}_{tag}" if settings.milvus_collection else ""
+    return replace(settings, corpus_dir=corpus, index_dir=index_dir, milvus_collection=collection), questions
 
 
 def ensure_index(settings: Settings, encoder=None, log=None) -> None:

@@ -24,8 +24,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qa.corpus import article_files
-from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, IndexWriteError, StaleIndexError
-from qa.lexical import LexicalIndex
+from qa.errors import (
+    CorpusError,
+    IndexCorruptError,
+    IndexNotFoundError,
+    IndexWriteError,
+    SettingsError,
+    StaleIndexError,
+    StoreUnavailableError,
+)
+from qa.lexical import LexicalIndex, LexicalSearch
 from qa.schema import Article, Chunk, Filter
 from qa.settings import Settings
 from qa.vector_store import FaissStore, VectorStore
@@ -41,6 +49,8 @@ CHUNKS = "chunks.jsonl"
 CHUNK_VECTORS = "vectors.faiss"
 SENTENCES = "sentences.json"
 SENTENCE_VECTORS = "sentence_vectors.faiss"
+# With QA_STORE=milvus the vectors live in Milvus; these files map rows to its keys.
+MILVUS_FILES = ("vectors.milvus.npz", "sentence_vectors.milvus.npz")
 ARTICLES = "articles.jsonl"
 LEXICAL_DIR = "lexical"
 UNREADABLE = "unreadable"  # the digest recorded for a file that could not be read
@@ -95,6 +105,8 @@ class SearchIndex:
     # Each passage's BM25 tokens; loaded for a build (to reuse unchanged articles'), not
     # for questions.
     tokens: list[list[str]] | None = None
+    # BM25's best passages from the store itself (Milvus); None: ranked here with bm25s.
+    lexical_search: LexicalSearch | None = None
     _article_codes: np.ndarray | None = None  # per passage, its article's position in `articles`
 
     def passage_mask(self, where: Filter) -> np.ndarray:
@@ -162,11 +174,30 @@ def _write_files(staging: Path, index: SearchIndex) -> None:
     with open(staging / TOKENS, "w", encoding="utf-8") as out:
         for tokens in index.tokens or []:
             out.write(json.dumps(tokens, ensure_ascii=False) + "\n")
-    index.vectors.save(staging / CHUNK_VECTORS)
-    index.sentence_vectors.save(staging / SENTENCE_VECTORS)
+    passage_file, sentence_file = _store_files(index.manifest)
+    index.vectors.save(staging / passage_file)
+    index.sentence_vectors.save(staging / sentence_file)
     index.lexical.save(staging / LEXICAL_DIR)
     # The manifest goes last: a folder without one was never finished.
     (staging / MANIFEST).write_text(json.dumps(index.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def store_kind(manifest: dict) -> str:
+    """"local" (FAISS files) or "milvus": where the index's vectors live."""
+    return manifest.get("store", {}).get("kind", "local")
+
+
+def milvus_module():
+    """qa.milvus_store, or SettingsError naming what to install (pymilvus is optional)."""
+    try:
+        import qa.milvus_store
+    except ImportError as error:
+        raise SettingsError(f"QA_STORE=milvus needs Milvus's client: {error}") from error
+    return qa.milvus_store
+
+
+def _store_files(manifest: dict) -> tuple[str, str]:
+    return MILVUS_FILES if store_kind(manifest) == "milvus" else (CHUNK_VECTORS, SENTENCE_VECTORS)
 
 
 def _lock_path(index_dir: Path) -> Path:
@@ -285,7 +316,7 @@ def load_index(settings: Settings | None = None) -> SearchIndex:
                 )
             raise IndexNotFoundError(f"no index in {index_dir}; run `qa build` to build it from {settings.corpus_dir}")
         try:
-            index = read_index(index_dir)
+            index = read_index(index_dir, settings=settings)
         except IndexCorruptError:
             # A swap while we read gives a mix of two folders: read again.
             if _manifest_stamp(index_dir) != stamp and time.monotonic() < deadline:
@@ -299,12 +330,14 @@ def load_index(settings: Settings | None = None) -> SearchIndex:
     return index
 
 
-def read_index(index_dir: Path, *, with_tokens: bool = False) -> SearchIndex:
-    """Read and check every file of the index in `index_dir` (no caching, no waiting).
+def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings | None = None) -> SearchIndex:
+    """Read and check every file of the index in `index_dir` (no caching, no waiting);
+    `settings` give the Milvus URI and token of an index whose vectors live there.
 
     Raises:
         IndexCorruptError: a file is missing, damaged or disagrees with the others.
         StaleIndexError: written by another version of this program.
+        StoreUnavailableError: its Milvus cannot be reached.
     """
 
     def corrupt(why: str) -> IndexCorruptError:
@@ -330,8 +363,19 @@ def read_index(index_dir: Path, *, with_tokens: bool = False) -> SearchIndex:
         raise
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise corrupt(f"{type(error).__name__}: {error}") from error
-    vectors = FaissStore.load(index_dir / CHUNK_VECTORS)
-    sentence_vectors = FaissStore.load(index_dir / SENTENCE_VECTORS)
+    lexical_search = None
+    if store_kind(manifest) == "milvus":
+        milvus_store = milvus_module()
+        settings = settings or Settings.load()
+        # The settings' URI carries credentials the saved one lacks; settings for another
+        # store are refused by `check_settings` after this read, from the saved URI.
+        uri = settings.milvus_target()[0] if settings.store == "milvus" else None
+        token = settings.milvus_token
+        vectors, sentence_vectors = (milvus_store.MilvusStore.load(index_dir / name, uri, token) for name in MILVUS_FILES)
+        lexical_search = milvus_store.MilvusLexical(vectors)
+    else:
+        vectors = FaissStore.load(index_dir / CHUNK_VECTORS)
+        sentence_vectors = FaissStore.load(index_dir / SENTENCE_VECTORS)
     lexical = LexicalIndex.load(index_dir / LEXICAL_DIR)
     if not (len(chunks) == len(vectors) == len(lexical) == manifest.get("chunks")):
         raise corrupt(f"{len(chunks)} passages, {len(vectors)} vectors, {len(lexical)} lexical entries")
@@ -348,13 +392,17 @@ def read_index(index_dir: Path, *, with_tokens: bool = False) -> SearchIndex:
         raise corrupt("passages belong to articles the index does not hold")
     index = SearchIndex(chunks, vectors, sentences, sentence_vectors, lexical, manifest, index_dir, by_source)
     index.tokens = tokens
+    index.lexical_search = lexical_search
     return index
 
 
 def settings_changes(manifest: dict, settings: Settings) -> list[str]:
     """The index-shaping settings that differ from the build's ("chunk_size 200 -> 300")."""
     built = manifest.get("settings", {})
-    return [f"{name} {built.get(name)!r} -> {value!r}" for name, value in settings.index_shape().items() if built.get(name) != value]
+    shape = settings.index_shape()
+    # Both ways: a Milvus index ("store" recorded) read with the local store differs too.
+    names = list(shape) + [name for name in built if name not in shape]
+    return [f"{name} {built.get(name)!r} -> {shape.get(name)!r}" for name in names if built.get(name) != shape.get(name)]
 
 
 def check_settings(manifest: dict, settings: Settings) -> None:
@@ -468,7 +516,7 @@ def index_status(settings: Settings | None = None) -> dict:
     status = {"index_dir": str(settings.index_dir), "corpus_dir": str(settings.corpus_dir)}
     try:
         index = load_index(settings)
-    except (IndexNotFoundError, IndexCorruptError, StaleIndexError) as error:
+    except (IndexNotFoundError, IndexCorruptError, StaleIndexError, StoreUnavailableError) as error:
         status.update(state="missing" if isinstance(error, IndexNotFoundError) else "unusable", problem=str(error))
         return status
     manifest = index.manifest
@@ -484,6 +532,7 @@ def index_status(settings: Settings | None = None) -> dict:
         settings=manifest.get("settings"),
         skipped=[{"source": item["source"], "reason": item["reason"]} for item in manifest.get("skipped", [])],
         building=build_running(Path(settings.index_dir)),
+        store=manifest.get("store", {"kind": "local"}),
         note=stale_note(changes, settings),
     )
     return status

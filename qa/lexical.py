@@ -20,15 +20,16 @@ import logging
 import re
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from qa.errors import IndexCorruptError, StaleIndexError
 from qa.normalize import CJK_CHAR_CLASS, match_form, strip_pinyin
+from qa.schema import Filter
 from qa.translate import english_question_terms
 
-__all__ = ["LexicalIndex", "TOKENIZER_VERSION", "query_terms", "tokenize"]
+__all__ = ["LexicalIndex", "LexicalSearch", "TOKENIZER_VERSION", "bm25_text", "query_terms", "tokenize"]
 
 # Bump when tokenisation changes: an index saved with other tokens cannot be queried
 # with the new ones, and `LexicalIndex.load` refuses it instead of scoring garbage.
@@ -147,8 +148,7 @@ def tokenize(text: str) -> list[str]:
     """
     if not text:
         return []
-    form = match_form(strip_pinyin(text))
-    form = _JOIN_SPACE_RE.sub("", form)
+    form = bm25_text(text)
     tokens: list[str] = []
     for m in _SEGMENT_RE.finditer(form):
         kind = m.lastgroup
@@ -166,6 +166,13 @@ def tokenize(text: str) -> list[str]:
         elif value not in STOPWORDS:
             tokens.append(value)
     return tokens
+
+
+def bm25_text(text: str) -> str:
+    """The form of `text` that BM25 reads: the matching form (simplified, NFKC, lower
+    case), converter pinyin dropped, and whitespace inside Chinese removed. `tokenize`
+    segments it; a search engine with its own analyzer (Milvus) is given it as is."""
+    return _JOIN_SPACE_RE.sub("", match_form(strip_pinyin(text)))
 
 
 def query_terms(query: str) -> list[str]:
@@ -209,6 +216,21 @@ def content_words(question: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------ the index
+
+
+@runtime_checkable
+class LexicalSearch(Protocol):
+    """BM25's best passages from an engine that holds them itself (Milvus), in place of
+    ranking `LexicalIndex.term_scores` over every passage here. The scores that fusion
+    and the judge read still come from `LexicalIndex`, so both stores rank alike."""
+
+    def search(
+        self, text: str, n: int, allowed: np.ndarray | None = None, where: Filter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the `n` passages that score best for the question text `text`
+        (`Query.lexical_query`), best first, among the rows `allowed` or the articles
+        `where` lets through; (rows, scores), scores higher is better."""
+
 
 _META_NAME = "lexical.json"
 # The files bm25s writes (no corpus: passages are stored elsewhere; the default

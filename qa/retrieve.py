@@ -126,12 +126,19 @@ class Retriever:
 
         # Candidates: the nearest sentences' and passages' rows, and BM25's best rows,
         # each searched among the allowed rows only.
-        sentence_ids, _ = self.index.sentence_vectors.search(vector, tuning.dense_candidates, allowed_sentences)
-        passage_ids, _ = self.index.vectors.search(vector, tuning.dense_candidates, allowed_passages)
+        where = where or None  # an empty filter is none: the stores skip filtering
+        sentence_ids, _ = self.index.sentence_vectors.search(vector, tuning.dense_candidates, allowed_sentences, where)
+        passage_ids, _ = self.index.vectors.search(vector, tuning.dense_candidates, allowed_passages, where)
         lexical_all = self.index.lexical.term_scores(query.terms)
         if allowed_passages is not None:
             lexical_all = np.where(mask, lexical_all, 0.0)
-        lexical_ids, _ = top_n(lexical_all, tuning.lexical_candidates)
+        if self.index.lexical_search is not None:
+            # The store ranks BM25 itself (Milvus); the scores below still come from bm25s.
+            lexical_ids, _ = self.index.lexical_search.search(
+                query.lexical_query, tuning.lexical_candidates, allowed_passages, where
+            )
+        else:
+            lexical_ids, _ = top_n(lexical_all, tuning.lexical_candidates)
         if allowed_passages is not None:
             lexical_ids = lexical_ids[mask[lexical_ids]]
         # An approximate index pads with -1 when it finds fewer than asked for.
@@ -145,10 +152,10 @@ class Retriever:
 
         # Evidence over the union only: the question's cosine with each candidate passage
         # and with each of its sentences.
-        passage_cos = self.index.vectors.vectors(rows) @ vector
+        passage_cos = self.index.vectors.scores(vector, rows)
         sentence_rows = [self.index.sentences.of_chunk(int(row)) for row in rows]
         all_sentences = np.fromiter((s for r in sentence_rows for s in r), dtype=np.int64)
-        sentence_cos = dict(zip(all_sentences.tolist(), (self.index.sentence_vectors.vectors(all_sentences) @ vector).tolist()))
+        sentence_cos = dict(zip(all_sentences.tolist(), self.index.sentence_vectors.scores(vector, all_sentences).tolist()))
         best_sentence = np.array([max((sentence_cos[s] for s in r), default=-1.0) for r in sentence_rows], dtype=np.float32)
         dense = (passage_cos + np.maximum(best_sentence, passage_cos)) / 2
         lexical = lexical_all[rows]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,16 @@ class Settings:
     encoder_backend: str = "auto"  # one of ENCODER_BACKENDS; the vectors it gives shape the index
     host: str = "127.0.0.1"  # web chat address
     port: int = 7860
+    # Where vectors and BM25 candidates live: "local" (FAISS and bm25s files in the index
+    # folder) or "milvus" (see README, "Milvus"); shapes the index.
+    store: str = "local"
+    # A Milvus address: http(s)://host:port for a server or cluster, or a path ending in
+    # .db for embedded milvus-lite; "" means `<index folder>.milvus.db` beside the index.
+    milvus_uri: str = ""
+    # Collection base name; "" means one derived from the index folder, so two indexes
+    # (a benchmark's and the corpus's, say) never share rows.
+    milvus_collection: str = ""
+    milvus_token: str = ""  # "user:password" or an API key; never written to the index
 
     # Environment variable name for each field that can be set from the environment.
     _ENV = {
@@ -73,6 +85,10 @@ class Settings:
         "encoder_backend": "QA_ENCODER_BACKEND",
         "host": "QA_HOST",
         "port": "QA_PORT",
+        "store": "QA_STORE",
+        "milvus_uri": "QA_MILVUS_URI",
+        "milvus_collection": "QA_MILVUS_COLLECTION",
+        "milvus_token": "QA_MILVUS_TOKEN",
     }
 
     def __post_init__(self) -> None:
@@ -86,6 +102,12 @@ class Settings:
             ("embed_context", self.embed_context in ("none", "date", "title"), "one of none, date, title"),
             ("port", 1 <= self.port <= 65535, "between 1 and 65535"),
             ("encoder_backend", self.encoder_backend in ENCODER_BACKENDS, f"one of {', '.join(ENCODER_BACKENDS)}"),
+            ("store", self.store in ("local", "milvus"), "one of local, milvus"),
+            (
+                "milvus_collection",
+                re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,150}", self.milvus_collection or "_") is not None,
+                "letters, digits and underscores, not starting with a digit, at most 151 characters",
+            ),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -136,12 +158,29 @@ class Settings:
 
     def index_shape(self) -> dict[str, Any]:
         """The settings that change what is stored in the index."""
-        return {
+        shape = {
             "embed_model": self.vector_model,
             "chunk_size": self.chunk_size,
             "chunk_overlap": self.chunk_overlap,
             "embed_context": self.embed_context,
         }
+        if self.store != "local":
+            # Only for Milvus, so indexes built before the setting existed stay valid.
+            uri, collection = self.milvus_target()
+            shape.update(store=self.store, milvus_uri=without_credentials(uri), milvus_collection=collection)
+        return shape
+
+    def milvus_target(self) -> tuple[str, str]:
+        """The Milvus URI and collection base name these settings mean, defaults filled in."""
+        index_dir = Path(self.index_dir).expanduser().resolve()
+        uri = self.milvus_uri or str(index_dir.with_name(index_dir.name + ".milvus.db"))
+        tag = hashlib.sha256(str(index_dir).encode()).hexdigest()[:10]
+        return uri, self.milvus_collection or f"qa_{tag}"
+
+
+def without_credentials(uri: str) -> str:
+    """`uri` without a user:password@ part, fit to be written down."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", uri)
 
 
 def _coerce(name: str, value: Any) -> Any:

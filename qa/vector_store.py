@@ -4,8 +4,8 @@ The only module that imports faiss. Vectors are L2-normalised, so inner product 
 cosine. Below `EXACT_BELOW` rows search is exact (IndexFlatIP): it keeps evaluation
 honest and costs a few milliseconds. Above it, HNSW (IndexHNSWFlat), whose cost
 grows with the log of the size: exact search over the 536,000 vectors of 10,000
-articles was half of a question's time. A Milvus collection can stand behind the
-same contract.
+articles was half of a question's time. A Milvus collection stands behind the same
+contract in qa/milvus_store.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from qa.errors import IndexCorruptError
+from qa.schema import Filter
 
 try:
     import faiss
@@ -35,9 +36,14 @@ class VectorStore(Protocol):
     def add(self, vectors: np.ndarray) -> None:
         """Append vectors of shape (n, dimension); row i gets id len(self)+i."""
 
-    def search(self, vectors: np.ndarray, n: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, vectors: np.ndarray, n: int, allowed: np.ndarray | None = None, where: Filter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The `n` nearest rows to each query vector, best first; with `allowed` (row
         ids), only among those rows (a filter applied inside the search, not after it).
+        `where`, when given, is the article filter `allowed` was made from: a store that
+        holds the articles' metadata (Milvus) filters by it instead of by a list of ids,
+        one that does not (FAISS) ignores it.
 
         Returns (ids, scores), each of shape (queries, n') with n' <= n; an id of -1
         pads a row that found fewer; scores are inner products.
@@ -45,6 +51,11 @@ class VectorStore(Protocol):
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of rows `ids`, shape (len(ids), dimension)."""
+
+    def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Inner products of one query vector with rows `ids`, shape (len(ids),): what
+        ranking needs of its candidates. A remote store (Milvus) computes them beside
+        the data instead of sending the vectors."""
 
     def save(self, path: Path) -> None:
         """Write the store to the file `path`."""
@@ -104,7 +115,9 @@ class FaissStore:
     def add(self, vectors: np.ndarray) -> None:
         self._index.add(as_matrix(vectors, self.dimension))
 
-    def search(self, vectors: np.ndarray, n: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, vectors: np.ndarray, n: int, allowed: np.ndarray | None = None, where: Filter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         queries = as_matrix(vectors, self.dimension)
         n = min(n, len(self) if allowed is None else len(allowed))
         if n <= 0:
@@ -132,6 +145,9 @@ class FaissStore:
         if ids.size == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self._index.reconstruct_batch(ids)
+
+    def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        return self.vectors(ids) @ as_matrix(vector, self.dimension)[0]
 
     def save(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))

@@ -91,3 +91,59 @@ def real_index(tmp_path_factory):
         index_dir=root / "index",
         summary=summary,
     )
+
+
+# ------------------------------------------------------------------ Milvus (milvus-lite)
+
+
+def milvus_missing() -> str:
+    """Why the Milvus tests cannot run here ("" when they can): the `milvus` extra
+    (pymilvus, milvus-lite[chinese]) is not installed."""
+    import importlib.util
+
+    for module, package in (("pymilvus", "pymilvus"), ("milvus_lite", "milvus-lite[chinese]"), ("jieba", "jieba")):
+        if importlib.util.find_spec(module) is None:
+            return f"{package} is not installed; run `pip install -e '.[milvus]'` to test the Milvus store"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A `milvus-lite server` process on a free local port, for the session; yields its
+    URI (http://127.0.0.1:PORT) and stops the process afterwards."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    if milvus_missing():
+        pytest.skip(milvus_missing())
+    data_dir = tmp_path_factory.mktemp("milvus-server") / "data"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = open(data_dir.parent / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"milvus-lite server did not start: {(data_dir.parent / 'server.log').read_text()}")
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    process.send_signal(signal.SIGINT)  # its graceful shutdown closes the database
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()

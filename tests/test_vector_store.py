@@ -1,14 +1,18 @@
 """The vector-store contract: every backend passes the same tests, with exact numpy top-k as
-the reference (a fake in-memory store here, FAISS in qa/vector_store.py)."""
+the reference (a fake in-memory store here, FAISS in qa/vector_store.py, Milvus through
+embedded milvus-lite and through a milvus-lite server in qa/milvus_store.py)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from qa.vector_store import FaissStore, VectorStore, as_matrix
+
+from conftest import milvus_missing
 
 
 class NumpyStore:
@@ -27,7 +31,7 @@ class NumpyStore:
     def add(self, vectors):
         self._rows = np.vstack([self._rows, as_matrix(vectors, self.dimension)])
 
-    def search(self, vectors, n, allowed=None):
+    def search(self, vectors, n, allowed=None, where=None):
         scores = as_matrix(vectors, self.dimension) @ self._rows.T
         if allowed is not None:
             blocked = np.ones(len(self), dtype=bool)
@@ -39,6 +43,9 @@ class NumpyStore:
 
     def vectors(self, ids):
         return self._rows[np.asarray(ids, dtype=np.int64)]
+
+    def scores(self, vector, ids):
+        return self.vectors(ids) @ as_matrix(vector, self.dimension)[0]
 
     def save(self, path: Path) -> None:
         np.save(path, self._rows)
@@ -57,7 +64,41 @@ class HnswStore(FaissStore):
         super().__init__(dimension, kind="hnsw")
 
 
-BACKENDS = [NumpyStore, FaissStore, HnswStore]
+class Backend:
+    """How a test makes and reloads one kind of store."""
+
+    def __init__(self, name, new, load):
+        self.name, self.new, self.load = name, new, load
+
+
+_collections = itertools.count()
+
+
+def _milvus_backend(uri: str, name: str) -> Backend:
+    from qa.milvus_store import MilvusStore
+
+    def new(dimension):
+        return MilvusStore.create(uri, f"contract_{next(_collections)}", dimension)
+
+    return Backend(name, new, MilvusStore.load)
+
+
+@pytest.fixture(scope="session")
+def lite_db(tmp_path_factory):
+    """One embedded milvus-lite database per test worker (one process may open a file)."""
+    if milvus_missing():
+        pytest.skip(milvus_missing())
+    return str(tmp_path_factory.mktemp("milvus") / "contract.db")
+
+
+@pytest.fixture(params=["NumpyStore", "FaissStore", "HnswStore", "MilvusLite", "MilvusServer"])
+def backend(request):
+    if request.param == "MilvusLite":
+        return _milvus_backend(request.getfixturevalue("lite_db"), request.param)
+    if request.param == "MilvusServer":
+        return _milvus_backend(request.getfixturevalue("milvus_server"), request.param)
+    cls = {"NumpyStore": NumpyStore, "FaissStore": FaissStore, "HnswStore": HnswStore}[request.param]
+    return Backend(request.param, cls, cls.load)
 
 
 @pytest.fixture
@@ -69,10 +110,9 @@ def data():
     return vectors, queries
 
 
-@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.__name__)
 def test_search_returns_the_exact_top_n_for_each_query(backend, data):
     vectors, queries = data
-    store = backend(16)
+    store = backend.new(16)
     assert isinstance(store, VectorStore)
     store.add(vectors[:100])
     store.add(vectors[100:])  # ids continue across adds
@@ -84,10 +124,9 @@ def test_search_returns_the_exact_top_n_for_each_query(backend, data):
     assert ids[0, 0] == 7 and ids[1, 0] == 150
 
 
-@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.__name__)
 def test_a_filtered_search_finds_the_nearest_allowed_rows_only(backend, data):
     vectors, queries = data
-    store = backend(16)
+    store = backend.new(16)
     store.add(vectors)
     allowed = np.arange(0, 300, 3)  # query 0 is near row 7, which is not allowed
     ids, scores = store.search(queries, 10, allowed)
@@ -98,10 +137,9 @@ def test_a_filtered_search_finds_the_nearest_allowed_rows_only(backend, data):
     assert ids.shape == (2, 2) and set(ids[0].tolist()) == {5, 9}
 
 
-@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.__name__)
 def test_stored_vectors_come_back_by_id_and_n_beyond_the_size_is_capped(backend, data):
     vectors, queries = data
-    store = backend(16)
+    store = backend.new(16)
     store.add(vectors[:5])
     assert np.allclose(store.vectors(np.array([4, 0])), vectors[[4, 0]])
     ids, _ = store.search(queries[0], 50)  # one query as a plain vector is fine too
@@ -110,10 +148,18 @@ def test_stored_vectors_come_back_by_id_and_n_beyond_the_size_is_capped(backend,
         store.add(np.zeros((2, 8), dtype=np.float32))
 
 
-@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.__name__)
+def test_scores_are_the_inner_products_with_the_rows_asked_for(backend, data):
+    vectors, queries = data
+    store = backend.new(16)
+    store.add(vectors)
+    rows = np.array([299, 3, 3, 150, 0])  # any order, repeats allowed
+    assert np.allclose(store.scores(queries[0], rows), vectors[rows] @ queries[0], atol=1e-5)
+    assert store.scores(queries[0], np.array([], dtype=np.int64)).shape == (0,)
+
+
 def test_a_saved_store_loads_with_the_same_answers(backend, data, tmp_path):
     vectors, queries = data
-    store = backend(16)
+    store = backend.new(16)
     store.add(vectors)
     store.save(tmp_path / "store")
     loaded = backend.load(tmp_path / "store")
