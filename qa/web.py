@@ -499,7 +499,7 @@ def prepare_index(settings: Settings, build_if_needed: bool = True) -> None:
         return
     where, corpus = settings.index_dir, settings.corpus_dir
     if status["state"] == "missing":
-        print(f"no index in {where} yet; building it from {corpus} first")
+        print(f"no index in {where}/ yet; building it from the articles in {corpus}/ first")
     elif status["state"] == "stale":
         print(f"index in {where} is out of date ({', '.join(status['changes'][:3])}); rebuilding it from {corpus} first")
     else:
