@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.corpus import article_files
+from qa.corpus import MAX_FILE_BYTES, article_files
 from qa.errors import (
     CorpusError,
     IndexCorruptError,
@@ -426,8 +426,6 @@ def file_digest(path: Path) -> str:
     only edited files are read again.
     """
     import hashlib
-
-    from qa.corpus import MAX_FILE_BYTES
 
     try:
         stat = path.stat()
