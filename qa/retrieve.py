@@ -392,17 +392,23 @@ def _bigrams(text: str) -> set[str]:
 _RETRIEVERS: dict[tuple, Retriever] = {}
 
 
-def get_retriever(settings: Settings | None = None) -> Retriever:
+def get_retriever(settings: Settings | None = None, encoder=None) -> Retriever:
     """A cached retriever for these settings, on the index as it is on disk now: after a
-    rebuild swaps in, the next call returns one on the new index (no restart needed)."""
+    rebuild swaps in, the next call returns one on the new index (no restart needed).
+    A caller holding one keeps answering from its index, so a swap fails no question.
+
+    `encoder` replaces the model of `settings` (the web chat passes its micro-batching
+    wrapper of it)."""
     settings = settings or Settings.load()
     index = load_index(settings)
-    key = (settings, id(index))
+    key = (settings, id(index), id(encoder))
     retriever = _RETRIEVERS.get(key)
     if retriever is None:
-        from qa.encoder import load_encoder
+        if encoder is None:
+            from qa.encoder import load_encoder
 
-        retriever = Retriever(index, load_encoder(settings), settings)
+            encoder = load_encoder(settings)
+        retriever = Retriever(index, encoder, settings)
         _RETRIEVERS.clear()  # one index at a time is all a process serves
         _RETRIEVERS[key] = retriever
     return retriever

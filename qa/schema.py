@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+# Article dates are as precise as the source: 2021, 2021-08 or 2021-08-24.
+_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,24 @@ class Skipped:
 class Filter:
     """Which articles a question may be answered from: some source files, a date range
     (inclusive, "YYYY-MM-DD"; an article without a date is outside any range), or both.
-    The default lets every article through."""
+    The default lets every article through. Dates compare as text, so a bound may be
+    as precise as the articles' dates (2021, 2021-08, 2021-08-24)."""
 
     sources: frozenset[str] | None = None
     date_from: str = ""
     date_to: str = ""
+
+    def __post_init__(self) -> None:
+        # Checked here, so every caller (CLI, web, Python) gets the same message, and a
+        # date such as "2021-3-1" never compares wrongly as text.
+        from qa.errors import SettingsError
+
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value and not _DATE.fullmatch(value):
+                raise SettingsError(f"{name} must be a date like 2021-03-01 (or 2021-03, or 2021), got {value!r}")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise SettingsError(f"the date range ends ({self.date_to}) before it starts ({self.date_from})")
 
     def __bool__(self) -> bool:
         return self.sources is not None or bool(self.date_from or self.date_to)

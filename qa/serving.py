@@ -11,7 +11,6 @@ the rate limiter's counts) is guarded by a lock each.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 import time
@@ -25,7 +24,8 @@ from qa.batching import BatchingEncoder
 from qa.corpus import ARTICLE_SUFFIXES
 from qa.errors import QAError, QuestionError, SettingsError
 from qa.followup import resolve_followup
-from qa.retrieve import Retriever
+from qa.index import load_index
+from qa.retrieve import Retriever, get_retriever
 from qa.schema import Answer, Filter, Hit
 from qa.settings import Settings
 
@@ -34,7 +34,6 @@ RATE_LIMITED = "提问太快了，请稍等几秒再问。 Too many questions at
 # What an upload may be: exactly the formats qa/corpus.py reads, so a new format
 # there (HTML, PDF, DOCX) can be uploaded with no change here.
 UPLOAD_SUFFIXES = ARTICLE_SUFFIXES
-DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # How much lower than the questions a rebuild runs (nice levels, 0-19).
 REBUILD_NICENESS = 10
 
@@ -236,8 +235,7 @@ class ChatService:
         self._fixed = retriever
         self._encoder = encoder
         self._batching: BatchingEncoder | None = None
-        self._current: Retriever | None = None
-        self._swap = threading.Lock()
+        self._swap = threading.Lock()  # the batching encoder is made once
         self._build = threading.Lock()
         self._rebuild: dict = {"running": False, "log": [], "result": "", "error": "", "started": None}
 
@@ -258,22 +256,15 @@ class ChatService:
         return self._encoder
 
     def retriever(self) -> Retriever:
-        """The retriever over the index on disk now; a question that started on the old
-        one finishes on it (it holds its own reference), so a swap fails nobody."""
+        """The retriever over the index on disk now (`qa.retrieve.get_retriever`, with
+        this service's micro-batching encoder); a question that started on the old one
+        finishes on it, so a swap fails nobody."""
         if self._fixed is not None:
             return self._fixed
-        from qa.index import load_index
-
-        # Cached by the manifest's time: a new object exactly when a build swapped one in.
-        index = load_index(self.settings)
-        current = self._current
-        if current is None or current.index is not index:
-            encoder = self.batching
-            with self._swap:
-                if self._current is None or self._current.index is not index:
-                    self._current = Retriever(index, encoder, self.settings)
-                current = self._current
-        return current
+        # A missing or damaged index is said before the model is loaded (load_index is a
+        # stat of the manifest once the index is cached).
+        load_index(self.settings)
+        return get_retriever(self.settings, self.batching)
 
     # -- questions ---------------------------------------------------------------------
 
@@ -434,14 +425,10 @@ def parse_filter(sources=None, date_from: str = "", date_to: str = "") -> Filter
     """A Filter from form or JSON values, or None when nothing is filtered.
 
     Raises:
-        SettingsError: a date that is not YYYY-MM-DD, or a range that ends before it starts.
+        SettingsError: a date that is not YYYY[-MM[-DD]], or a range that ends before it starts
+            (checked by `Filter` itself).
     """
     date_from, date_to = (date_from or "").strip(), (date_to or "").strip()
-    for name, value in (("date_from", date_from), ("date_to", date_to)):
-        if value and not DATE.match(value):
-            raise SettingsError(f"{name} must be a date like 2021-03-01, got {value!r}")
-    if date_from and date_to and date_from > date_to:
-        raise SettingsError(f"the date range ends ({date_to}) before it starts ({date_from})")
     if isinstance(sources, str):
         sources = [sources]
     chosen = frozenset(str(s) for s in sources) if sources else None
