@@ -440,7 +440,12 @@ class LexicalIndex:
             if not ok:
                 raise corrupt(f"{name} does not match the checksum written at build time")
         try:
-            bm25 = bm25s.BM25.load(str(directory), show_progress=False, verbosity=0)
+            # Memory-mapped: the score matrix (about 8 bytes per distinct term of each
+            # passage: hundreds of MB at a million passages) stays in the page cache,
+            # shared by every process serving this index and not copied into each. A
+            # question reads only its terms' columns. A rebuild swaps in a new folder,
+            # so a mapped file is never rewritten under a reader.
+            bm25 = bm25s.BM25.load(str(directory), mmap=True, show_progress=False, verbosity=0)
             _check_consistent(bm25, num_docs)
         except IndexCorruptError:
             raise
