@@ -166,13 +166,17 @@ def build_index(
             say(why_full)
         plan = _plan(files, Path(settings.corpus_dir), previous)
         skipped = tuple(item for item, _ in plan.skipped)
-        if previous is not None and not (plan.added or plan.changed or plan.removed) and _same_skipped(previous, plan):
+        if (previous is not None and not (plan.added or plan.changed or plan.removed) and _same_skipped(previous, plan)
+                and _same_vector_index(previous, settings)):
             return _summary(settings, previous, plan, started, model=previous.manifest["model"], written=False)
         if not plan.articles:
             reasons = "; ".join(item.reason for item in skipped[:3])
             raise CorpusError(f"no article in {settings.corpus_dir} could be indexed ({reasons}); fix or remove those files")
 
         fresh = [article for article, reused in plan.articles if not reused]
+        if previous is not None and not _same_vector_index(previous, settings):
+            say(f"vector index {previous.manifest.get('vector_index')} -> QA_VECTOR_INDEX={settings.vector_index}: "
+                "re-indexing the stored vectors")
         say(
             f"{len(plan.articles)} articles: {plan.added} added, {plan.changed} changed, {plan.removed} removed, "
             f"{plan.unchanged} unchanged" + (f"; {len(skipped)} file(s) skipped" if skipped else "")
@@ -193,6 +197,16 @@ def build_index(
 
 
 # -- what to reuse -------------------------------------------------------------------
+
+
+def _same_vector_index(previous: SearchIndex, settings: Settings) -> bool:
+    """Whether the FAISS files are of the kinds the settings ask for (QA_VECTOR_INDEX);
+    if not, the build reassembles them from the stored vectors, embedding nothing."""
+    if settings.store != "local":
+        return True
+    kinds = previous.manifest.get("vector_index", {})
+    return (kinds.get("passages") == kind_for(previous.manifest["chunks"], settings.vector_index)
+            and kinds.get("sentences") == kind_for(previous.manifest["sentences"], settings.vector_index))
 
 
 def _previous_index(index_dir: Path, settings: Settings, full: bool) -> tuple[SearchIndex | None, str]:
@@ -405,9 +419,9 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, pr
     if settings.store == "milvus":
         store, sentence_store, store_block, milvus = _write_milvus(units, settings, previous, dimension)
     else:
-        store = FaissStore(dimension, kind_for(len(chunks)))
+        store = FaissStore(dimension, kind_for(len(chunks), settings.vector_index))
         store.add(np.concatenate([unit.chunk_vectors for unit in units]))
-        sentence_store = FaissStore(dimension, kind_for(len(sentences)))
+        sentence_store = FaissStore(dimension, kind_for(len(sentences), settings.vector_index))
         sentence_store.add(np.concatenate([unit.sentence_vectors for unit in units]))
     articles = [unit.article for unit in units]
     manifest = {
@@ -419,7 +433,7 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, pr
         # The tuning constants as they were at build time, so a figure measured on this
         # index can be traced to them (retrieval runs with the current qa/tuning.py).
         "tuning": DEFAULT_TUNING.to_dict(),
-        # Exact below qa.vector_store.EXACT_BELOW rows, HNSW above.
+        # Exact below qa.vector_store.EXACT_BELOW rows, HNSW above, unless QA_VECTOR_INDEX says.
         "vector_index": {"passages": store.kind, "sentences": sentence_store.kind},
         "chunks": len(chunks),
         "sentences": len(sentences),

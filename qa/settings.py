@@ -68,6 +68,10 @@ class Settings:
     # Where vectors and BM25 candidates live: "local" (FAISS and bm25s files in the index
     # folder) or "milvus" (see README, "Milvus"); shapes the index.
     store: str = "local"
+    # The local vector index: "auto" (exact below qa.vector_store.EXACT_BELOW vectors,
+    # HNSW above), "flat" (always exact) or "hnsw". Not part of the index's shape: the
+    # vectors are the same, and the next `qa build` rebuilds only the FAISS files.
+    vector_index: str = "auto"
     # A Milvus address: http(s)://host:port for a server or cluster, or a path ending in
     # .db for embedded milvus-lite; "" means `<index folder>.milvus.db` beside the index.
     milvus_uri: str = ""
@@ -91,6 +95,7 @@ class Settings:
         "host": "QA_HOST",
         "port": "QA_PORT",
         "store": "QA_STORE",
+        "vector_index": "QA_VECTOR_INDEX",
         "milvus_uri": "QA_MILVUS_URI",
         "milvus_collection": "QA_MILVUS_COLLECTION",
         "milvus_token": "QA_MILVUS_TOKEN",
@@ -108,6 +113,7 @@ class Settings:
             ("port", 1 <= self.port <= 65535, "between 1 and 65535"),
             ("encoder_backend", self.encoder_backend in ENCODER_BACKENDS, f"one of {', '.join(ENCODER_BACKENDS)}"),
             ("store", self.store in ("local", "milvus"), "one of local, milvus"),
+            ("vector_index", self.vector_index in ("auto", "flat", "hnsw"), "one of auto, flat, hnsw"),
             (
                 "milvus_collection",
                 re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,150}", self.milvus_collection or "_") is not None,

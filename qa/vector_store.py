@@ -82,8 +82,11 @@ HNSW_EF_SEARCH = 128
 KINDS = ("flat", "hnsw")
 
 
-def kind_for(rows: int) -> str:
-    """The index kind for a store of `rows` vectors: exact when that is cheap."""
+def kind_for(rows: int, choice: str = "auto") -> str:
+    """The index kind for a store of `rows` vectors: exact when that is cheap, unless
+    `choice` (Settings.vector_index) names one."""
+    if choice in KINDS:
+        return choice
     return "flat" if rows < EXACT_BELOW else "hnsw"
 
 

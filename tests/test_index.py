@@ -274,6 +274,25 @@ def test_unwritable_index_folder_is_a_clear_error(tmp_path, corpus, fake_encoder
         build_index(settings, encoder=fake_encoder)
 
 
+def test_the_vector_index_kind_can_be_chosen_without_embedding_again(built, fake_encoder):
+    question = "昆山高新区发放了多少份安全宣传资料？"
+    exact = Retriever.from_settings(built, encoder=fake_encoder).retrieve(question, k=3)
+    assert json.loads((built.index_dir / "manifest.json").read_text(encoding="utf-8"))["vector_index"] == {
+        "passages": "flat", "sentences": "flat"}  # a small corpus is searched exactly
+    from dataclasses import replace
+
+    hnsw = replace(built, vector_index="hnsw")
+    summary = build_index(hnsw, encoder=fake_encoder)
+    assert summary.written and summary.embedded == 0  # the stored vectors, re-indexed
+    manifest = json.loads((built.index_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["vector_index"] == {"passages": "hnsw", "sentences": "hnsw"}
+    graph = Retriever.from_settings(hnsw, encoder=fake_encoder).retrieve(question, k=3)
+    assert [(h.source, h.start) for h in graph] == [(h.source, h.start) for h in exact]
+    assert not build_index(hnsw, encoder=fake_encoder).written  # then up to date
+    with pytest.raises(Exception, match="vector_index must be one of auto, flat, hnsw"):
+        Settings.load(vector_index="ivf")
+
+
 @pytest.mark.parametrize(
     "setting, value, message",
     [("top_k", 0, "top_k must be between 1 and 50"), ("chunk_size", 5, "chunk_size"), ("embed_context", "titel", "one of none")],
