@@ -210,18 +210,24 @@ def _quantize(fp32: Path, out: Path) -> None:
 def _quantize_q4(fp32: Path, out: Path) -> None:
     import logging
 
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantiser logs every node it visits at INFO
+    level, handlers = root.level, list(root.handlers)
     try:
+        # Importing the quantiser calls logging.basicConfig(level=INFO): without undoing
+        # it, the process that exported (the first `app.py`) would print every library's
+        # INFO and DEBUG lines from then on.
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        root.setLevel(logging.ERROR)  # the quantiser logs every node it visits at INFO
         # accuracy_level 4: int8 activations, quantised per block of each row, so a
         # text's vector does not depend on what else is in its batch (unlike dynamic int8).
         quantizer = MatMulNBitsQuantizer(str(fp32), bits=4, block_size=Q4_BLOCK, is_symmetric=True, accuracy_level=4)
         quantizer.process()
         quantizer.model.save_model_to_file(str(out), use_external_data_format=False)
     finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
         root.setLevel(level)
 
 

