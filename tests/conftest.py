@@ -11,6 +11,18 @@ import pytest
 from qa.normalize import match_form
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a module: scripts/ is not a package, so it is loaded by path."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 # Copies of shared/seeds and shared/eval, so a clone is enough (see their READMEs).
 SEEDS = REPO / "tests" / "data" / "seeds"
 EVAL_FILE = REPO / "eval" / "dev_questions.jsonl"

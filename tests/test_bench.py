@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import load_script
 
 SIZES = (300, 1200)
 
 
 @pytest.fixture(scope="module")
 def bench():
-    # scripts/ is not a package: load the script as a module by its path.
-    spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench")
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 ARTICLES = {
     "east-lake.txt": ("东湖科技园去年成绩单", "东湖科技园2019年新引进企业一百二十家，园区总产值达到八百亿元。园区负责人表示，明年将继续扩大招商规模。"),
@@ -19,12 +17,7 @@ ARTICLES = {
 
 
 def _peers():
-    # scripts/ is not a package: load the file the way `python scripts/peers.py` would.
-    spec = importlib.util.spec_from_file_location("peers", REPO / "scripts" / "peers.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["peers"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("peers")
 
 
 def _write_questions(path: Path, records: list[dict]) -> Path:

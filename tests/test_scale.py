@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 
 import numpy as np
 import pytest
@@ -13,19 +11,14 @@ from qa.index import build_index, load_index
 from qa.retrieve import Retriever
 from qa.settings import Settings
 
-from conftest import REPO
+from conftest import load_script
 
 ARTICLES = 30
 
 
 @pytest.fixture(scope="module")
 def scale():
-    # scripts/ is not a package: load the script as a module by its path.
-    spec = importlib.util.spec_from_file_location("scale", REPO / "scripts" / "scale.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("scale", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scale")
 
 
 @pytest.fixture(scope="module")
