@@ -634,8 +634,12 @@ def scale_section(sizes: Sequence[int], encoder, index, retrieve_p50_ms: float, 
     bundled = bundled_store_search(index, queries, repeat)
     bundled["mean_pair_cosine"] = mean_pair_cosine(index.vectors.vectors(range(len(index.chunks))))
     real = real_vector_recall(queries)
+    pooled = len(load_pool(pool_path)[1])
+    if pooled < pool:
+        log(f"only {pooled} real sentences for the stand-ins (asked for {pool}): without ../shared/bench beside the "
+            "repository the pool is the bundled corpus alone, and the scale figures do not compare with a full run's")
     section.update({
-        "pool_sentences": len(load_pool(pool_path)[1]),
+        "pool_sentences": pooled,
         "queries": len(load_queries(queries)[1]),
         "noise_norm": NOISE_NORM,
         "pool_mean_pair_cosine": mean_pair_cosine(load_pool(pool_path)[0]),
@@ -805,6 +809,9 @@ def format_report(report: dict) -> str:
                 f"{row['loaded_rss_mib']:.0f} ({row['rss_over_raw_vectors']:.2f}x)",
             ))
         lines += [f"## Scale (stand-in passages from {scaled['pool_sentences']} real sentences; {scaled['queries']} real questions)", ""]
+        if scaled["pool_sentences"] < DEFAULT_POOL:
+            lines += [f"A small pool ({scaled['pool_sentences']} sentences; ../shared/bench was not found): the stand-ins "
+                      "repeat a few combinations, so these figures do not compare with a run on the full pool.", ""]
         lines += _table((
             "passages", "index", "vector build s", "BM25 build s", "build peak RSS MiB", "store search p50 ms",
             "dense p50 / p95 ms", "BM25 p50 / p95 ms", "retrieve() p50 ms (estimate)", "R@10 vs exact (as good as exact 10th)",
