@@ -185,6 +185,19 @@ def test_follow_up_is_read_against_the_previous_question(tiny):
     assert alone.resolved == "" and alone.answer.passages[0].source == "kunshan.txt"
 
 
+def test_warm_up_loads_the_build_model_before_anyone_asks(tiny):
+    # The default encoder loads its passage model on first use; loading it during a
+    # rebuild under load stalled every question for ~1.5 s, so the server loads it first.
+    from qa.encoder import SplitEncoder
+
+    settings, retriever = tiny
+    encoder = SplitEncoder(retriever.encoder, lambda: retriever.encoder)
+    service = ChatService(settings, WebSettings(rate_limit=0), encoder=encoder)
+    assert "passages loaded: False" in repr(encoder)
+    service.warm_up()
+    assert "passages loaded: True" in repr(encoder)
+
+
 # -- the JSON reply ---------------------------------------------------------------------
 
 
