@@ -469,6 +469,21 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block: 
     # Questions run side by side (the model and the index are read-only while serving);
     # the micro-batcher turns concurrent questions into one model call.
     app.queue(default_concurrency_limit=64)
+    try:
+        _launch(app, host, port, service)
+    except OSError as error:
+        # A user's mistake or state (another chat on the port), not a bug: one line.
+        if "port" not in str(error).lower():
+            raise
+        raise SettingsError(
+            f"port {port} on {host} is in use (is another chat running?); stop it, or set QA_PORT to a free port"
+        ) from None
+    add_http_api(app, service)
+    if block:
+        app.block_thread()
+
+
+def _launch(app: gr.Blocks, host: str, port: int, service: ChatService) -> None:
     app.launch(
         server_name=host,
         server_port=port,
@@ -485,9 +500,6 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block: 
         theme=gr.themes.Default(),
         css=CSS,
     )
-    add_http_api(app, service)
-    if block:
-        app.block_thread()
 
 
 def prepare_index(settings: Settings, build_if_needed: bool = True) -> None:
@@ -533,6 +545,8 @@ def serve(
     app.qa_service.warm_up()
     if settings.host not in ("127.0.0.1", "localhost", "::1") and web_settings.auth is None:
         print(f"warning: serving on {settings.host} without a login; set QA_AUTH=user:password to require one")
+    launch(app, settings.host, settings.port, block=False)
     print(f"serving the chat on http://{settings.host}:{settings.port} (Ctrl+C to stop)")
-    launch(app, settings.host, settings.port, block=block)
+    if block:
+        app.block_thread()
     return app

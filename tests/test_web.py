@@ -437,6 +437,19 @@ def server(tiny):
     app.close()
 
 
+def test_a_port_in_use_is_a_one_line_settings_error(tiny):
+    from qa.errors import SettingsError
+
+    settings, retriever = tiny
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SettingsError, match=f"port {port} on 127.0.0.1 is in use.*QA_PORT"):
+            web.serve(replace(settings, port=port), encoder=retriever.encoder,
+                      web_settings=WebSettings(rate_limit=0), block=False)
+
+
 def test_http_api_answers_json_and_explains_bad_requests(server):
     code, data = _post(server, "/api/ask", {"question": QUESTION, "k": 2})
     assert code == 200 and data["found"] and data["passages"][0]["source"] == "knowledge-city.txt"
