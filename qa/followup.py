@@ -22,11 +22,14 @@ __all__ = ["resolve_followup", "resolve_history"]
 MAX_TOPIC_CHARS = 12
 
 _END_PUNCTUATION = "？?。！!…. "
+_ZH_TAILS = ("呢", "怎么样", "怎麼樣", "又如何", "如何", "又怎样", "又怎樣")
 _ZH_FOLLOWUP = re.compile(
-    r"^(?P<lead>那么|那末|那麼|那|还有|還有|而|至于|至於)?(?P<topic>.{1,%d}?)(?P<tail>呢|怎么样|怎麼樣|又如何|如何|又怎样|又怎樣)?$"
-    % MAX_TOPIC_CHARS
+    r"^(?P<lead>那么|那末|那麼|那|还有|還有|而|至于|至於)?(?P<topic>.{1,%d}?)(?P<tail>%s)?$"
+    % (MAX_TOPIC_CHARS, "|".join(_ZH_TAILS))
 )
-_EN_FOLLOWUP = re.compile(r"^(?:and|what about|how about|and what about)\s+(?P<topic>.{1,60}?)$", re.IGNORECASE)
+# Longest alternative first: "and" would otherwise take "And what about X?" and leave
+# "what about X" as the topic.
+_EN_FOLLOWUP = re.compile(r"^(?:and what about|what about|how about|and)\s+(?P<topic>.{1,60}?)$", re.IGNORECASE)
 # A pronoun standing for the previous topic at the start of a Chinese question.
 _ZH_PRONOUN = re.compile(r"^(它们|它們|他们|他們|它|其|该地|該地|该区|該區|这里|這裡|那里|那裡)")
 _EN_PRONOUN = re.compile(r"\b(it|its|they|their|there)\b", re.IGNORECASE)
@@ -89,6 +92,8 @@ def _resolve_chinese(question: str, previous: str) -> str:
     if not match or not (match.group("lead") or match.group("tail")):
         return question
     topic = match.group("topic").strip(" ，,")
+    if topic in _ZH_TAILS:
+        return question  # 还有呢？ names no new topic: the lazy topic took the tail
     if topic and _ZH_QUESTION_WORD.search(to_simplified_chars(topic)):
         if match.group("lead") and _ZH_TOPIC_END.match(to_simplified_chars(topic)):
             # 那有多少人参加？ keeps the topic and asks something new about it.

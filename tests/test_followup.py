@@ -21,6 +21,8 @@ from qa.followup import resolve_followup, resolve_history
         ("What about Luoyang?", "How many memoranda did Knowledge City sign with Singapore?",
          "How many memoranda did Luoyang sign with Singapore?"),
         ("When was it founded?", "What does Knowledge City focus on?", "When was Knowledge City founded?"),
+        ("And what about Kunshan?", "What talent programme does Luoyang plan to implement?",
+         "What talent programme does Kunshan plan to implement?"),
     ],
 )
 def test_follow_up_becomes_a_standalone_question(question, previous, expected):
@@ -34,6 +36,8 @@ def test_follow_up_becomes_a_standalone_question(question, previous, expected):
         ("知识城有多少企业呢？", "洛阳将实施什么人才计划？"),  # ends in 呢 but asks its own thing
         ("What talent programme does Luoyang plan to implement?", "How many memoranda did Knowledge City sign?"),
         ("那洛阳呢？", ""),  # nothing to lean on
+        ("还有呢？", "知识城与新加坡签署了多少份合作备忘录？"),  # names no new topic
+        ("那呢？", "知识城与新加坡签署了多少份合作备忘录？"),
     ],
 )
 def test_standalone_question_is_left_alone(question, previous):
