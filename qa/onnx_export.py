@@ -31,10 +31,9 @@ onnxruntime, this is the helper module the encoder's heavy imports are allowed i
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from qa.atomic import replace_file
 from qa.errors import ModelError
 
 ONNX_FOLDER = "onnx"
@@ -82,7 +81,7 @@ def ensure_onnx_model(model_dir: Path, variant: str = "fp32") -> Path:
         if not (fp32.is_file() and _current(folder)):
             outdated = (folder / _MARKER).exists()
             _check_pooling(model_dir)
-            _atomic(fp32, lambda tmp: _export_fp32(model_dir, tmp))
+            replace_file(fp32, lambda tmp: _export_fp32(model_dir, tmp))
             if outdated:  # int8 files (of any name) made by an older version
                 for old in folder.glob("*.onnx"):
                     if old != fp32:
@@ -91,7 +90,7 @@ def ensure_onnx_model(model_dir: Path, variant: str = "fp32") -> Path:
             (folder / _MARKER).write_text(json.dumps({"export_version": EXPORT_VERSION}) + "\n", encoding="utf-8")
         if target != fp32 and not target.is_file():
             quantize = _quantize_q4 if variant == "q4" else _quantize
-            _atomic(target, lambda tmp: quantize(fp32, tmp))
+            replace_file(target, lambda tmp: quantize(fp32, tmp))
     except ImportError as e:
         raise ModelError(
             f"exporting the embedding model to ONNX needs torch, onnx and onnxruntime ({e.name} is missing); "
@@ -128,18 +127,6 @@ def _check_pooling(model_dir: Path) -> None:
             f"only mean-pooled, normalised models can use the ONNX backends, and {model_dir} is not one; "
             "set QA_ENCODER_BACKEND=torch"
         )
-
-
-def _atomic(target: Path, write) -> None:
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the rest of the cache is not
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _export_fp32(model_dir: Path, out: Path) -> None:

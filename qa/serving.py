@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.answer import answer
+from qa.atomic import replace_file
 from qa.batching import BatchingEncoder
 from qa.corpus import ARTICLE_SUFFIXES
 from qa.errors import QAError, QuestionError, SettingsError
@@ -106,7 +107,8 @@ class RateLimiter:
                 return False
             asked.append(now)
             if len(self._asked) > 10_000:  # forget idle clients, so memory stays bounded
-                for key in [key for key, times in self._asked.items() if not times]:
+                idle = [key for key, times in self._asked.items() if not times or now - times[-1] >= self.window_s]
+                for key in idle:
                     del self._asked[key]
             return True
 
@@ -405,9 +407,7 @@ class ChatService:
         corpus.mkdir(parents=True, exist_ok=True)
         target = corpus / filename
         replaced = target.exists()
-        partial = corpus / f".{filename}.upload"
-        partial.write_bytes(data)
-        os.replace(partial, target)  # a build never sees half a file
+        replace_file(target, lambda tmp: tmp.write_bytes(data))  # a build never sees half a file
         started = self.start_rebuild()
         verb = "replaced" if replaced else "added"
         then = "indexing it now" if started else "a rebuild is running; press Rebuild when it ends to index it"

@@ -419,7 +419,9 @@ def add_http_api(app: gr.Blocks, service: ChatService) -> None:
             user, _, password = base64.b64decode(encoded).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             scheme, user, password = "", "", ""
-        if scheme.lower() == "basic" and secrets.compare_digest(user, auth[0]) and secrets.compare_digest(password, auth[1]):
+        # Bytes: compare_digest refuses str with non-ASCII characters (a 500, not a 401).
+        if (scheme.lower() == "basic" and secrets.compare_digest(user.encode(), auth[0].encode())
+                and secrets.compare_digest(password.encode(), auth[1].encode())):
             return None
         return JSONResponse({"error": "login required (HTTP basic auth)"}, status_code=401,
                             headers={"WWW-Authenticate": 'Basic realm="qa"'})

@@ -388,6 +388,43 @@ def test_stale_index_answers_with_a_note_until_rebuilt(tmp_path):
     assert status["state"] == "stale" and "extra.txt" in web.status_markdown(status)
 
 
+def test_idle_clients_are_forgotten_by_the_rate_limiter():
+    from qa.serving import RateLimiter
+
+    limiter = RateLimiter(per_minute=1, window_s=0.05)
+    for number in range(10_001):
+        assert limiter.allow(f"client-{number}")
+    time.sleep(0.06)
+    assert limiter.allow("late")  # past 10,000 clients: the idle ones are dropped
+    assert len(limiter._asked) == 1
+    assert not limiter.allow("late")  # and the limit still holds for the rest
+
+
+def test_uploads_of_one_name_at_once_leave_one_whole_article(tmp_path, fake_encoder):
+    import threading
+
+    settings = Settings.load(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", embed_model="fake")
+    service = ChatService(settings, WebSettings(rate_limit=0), encoder=fake_encoder)
+    service.start_rebuild = lambda full=False: False  # the files are the point here, not the index
+    versions = [f"标题{n}\n" + f"第{n}版的正文。" * 2000 for n in range(8)]
+    errors = []
+
+    def upload(text):
+        try:
+            service.add_article("same.txt", text.encode("utf-8"))
+        except Exception as error:  # noqa: BLE001 - any failure is the finding
+            errors.append(error)
+
+    threads = [threading.Thread(target=upload, args=(text,)) for text in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert (tmp_path / "corpus" / "same.txt").read_text(encoding="utf-8") in versions
+    assert [p.name for p in (tmp_path / "corpus").iterdir()] == ["same.txt"]  # no temporary file left
+
+
 def test_upload_adds_an_article_and_refuses_what_it_cannot_take(tmp_path):
     settings = _corpus_copy(tmp_path)
     encoder = TopicEncoder()
@@ -479,6 +516,8 @@ def test_http_api_asks_for_the_login_when_auth_is_set(tiny):
                     web_settings=WebSettings(auth=("reader", "s3cret"), rate_limit=0), block=False)
     try:
         assert _post(port, "/api/ask", {"question": QUESTION})[0] == 401
+        foreign = base64.b64encode("讀者:密碼".encode()).decode()  # non-ASCII: a 401, never a 500
+        assert _post(port, "/api/ask", {"question": QUESTION}, {"Authorization": f"Basic {foreign}"})[0] == 401
         wrong = base64.b64encode(b"reader:nope").decode()
         assert _post(port, "/api/ask", {"question": QUESTION}, {"Authorization": f"Basic {wrong}"})[0] == 401
         right = base64.b64encode(b"reader:s3cret").decode()

@@ -1,0 +1,24 @@
+"""Replace a file in one step, so no reader ever sees it half written."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def replace_file(target: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(path)` on a temporary file beside `target`, then rename it onto
+    `target`. The temporary name is unique (mkstemp), so two writers of the same
+    target never share a half-written file; the last rename wins whole."""
+    target = Path(target)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the files it replaces are not
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
