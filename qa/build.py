@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from qa.chunking import chunk_article
-from qa.corpus import MAX_FILE_BYTES, article_files, load_article
+from qa.corpus import article_files, load_article
 from qa.errors import CorpusError, IndexCorruptError, QAError
 from qa.highlight import sentence_spans
 from qa.index import (
@@ -37,12 +37,11 @@ from qa.index import (
     FORMAT_VERSION,
     SearchIndex,
     SentenceTable,
-    UNREADABLE,
     build_lock,
-    file_digest,
     forget_cached,
     milvus_module,
     read_index,
+    read_with_digest,
     settings_changes,
     store_kind,
     write_atomically,
@@ -262,13 +261,15 @@ def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None) -> 
     found: list[tuple[str, Path, str, Article, bool]] = []
     for path in files:
         source = path.relative_to(corpus_dir).as_posix()
-        digest = file_digest(path)
+        data, digest = read_with_digest(path)
         old = known.get(source)
         if old is not None and old.content_hash == digest:
             found.append((source, path, digest, old, True))
             continue
         try:
-            found.append((source, path, digest, _load(path, corpus_dir, digest), False))
+            # The bytes just hashed, when there are any; otherwise load_article reads the
+            # file itself and says why it cannot (too large, unreadable).
+            found.append((source, path, digest, load_article(path, corpus_dir, data=data), False))
         except CorpusError as error:
             plan.skipped.append((Skipped(source, str(error)), digest))
     # Two files with the same text: the one already indexed keeps it, else the first.
@@ -290,20 +291,6 @@ def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None) -> 
     indexed = {article.source for article, _ in plan.articles}
     plan.removed = sum(1 for source in known if source not in indexed)
     return plan
-
-
-def _load(path: Path, corpus_dir: Path, digest: str) -> Article:
-    """Read, decode and clean one file (`qa.corpus.load_article`), refusing what
-    `file_digest` already found unreadable or too large."""
-    if digest == UNREADABLE or digest.startswith("too-large:"):
-        size = digest.partition(":")[2]
-        why = f"{int(size) / 2**20:.1f} MB is over the {MAX_FILE_BYTES // 2**20} MB limit for one article; split it" if size else "cannot be read; fix its permissions"
-        raise CorpusError(f"{path}: {why} or remove it")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise CorpusError(f"{path}: cannot be read ({error.strerror or error}); fix its permissions or remove it") from error
-    return load_article(path, corpus_dir, data=data)
 
 
 def _same_skipped(previous: SearchIndex, plan: Plan) -> bool:

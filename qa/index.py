@@ -425,18 +425,27 @@ def file_digest(path: Path) -> str:
     Cached by (path, size, mtime): this runs for every file on a freshness check, and
     only edited files are read again.
     """
+    return read_with_digest(path)[1]
+
+
+def read_with_digest(path: Path) -> tuple[bytes | None, str]:
+    """`file_digest(path)` and, when the file had to be read for it, its bytes (None
+    when the digest came from the cache or the file cannot be taken): a build that
+    parses a new or changed file then reads it once, not once to hash and once to parse."""
     import hashlib
 
     try:
         stat = path.stat()
         if stat.st_size > MAX_FILE_BYTES:
-            return f"too-large:{stat.st_size}"
+            return None, f"too-large:{stat.st_size}"
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        if key not in _HASHES:
-            _HASHES[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-        return _HASHES[key]
+        if key in _HASHES:
+            return None, _HASHES[key]
+        data = path.read_bytes()
     except OSError:
-        return UNREADABLE
+        return None, UNREADABLE
+    _HASHES[key] = hashlib.sha256(data).hexdigest()
+    return data, _HASHES[key]
 
 
 def corpus_changes(manifest: dict, settings: Settings) -> list[str]:

@@ -128,6 +128,18 @@ def test_adding_changing_and_removing_an_article_embeds_only_that_article(built,
     assert not summary.written and "up to date" in str(summary)
 
 
+def test_a_build_reads_a_new_article_once(built, corpus, fake_encoder, monkeypatch):
+    from pathlib import Path
+
+    article = corpus / "new.txt"
+    article.write_text("新文章\n内容一句。", encoding="utf-8")
+    reads = []
+    original = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or original(self))
+    build_index(built, encoder=fake_encoder)
+    assert reads.count("new.txt") == 1  # hashed and parsed from the same bytes
+
+
 def test_an_incremental_build_answers_as_a_full_build_does(built, corpus, fake_encoder):
     (corpus / "new.txt").write_text("黄埔区新开了一家图书馆。\n馆内藏书十万册，周末开放。\n", encoding="utf-8")
     build_index(built, encoder=fake_encoder)
