@@ -333,6 +333,8 @@ def load_index(settings: Settings | None = None) -> SearchIndex:
 def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings | None = None) -> SearchIndex:
     """Read and check every file of the index in `index_dir` (no caching, no waiting);
     `settings` give the Milvus URI and token of an index whose vectors live there.
+    `with_tokens` (for a build): the stored BM25 tokens in `tokens`, and no BM25 index
+    (`lexical` is None), since the build makes a new one from the tokens.
 
     Raises:
         IndexCorruptError: a file is missing, damaged or disagrees with the others.
@@ -376,17 +378,18 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
     else:
         vectors = FaissStore.load(index_dir / CHUNK_VECTORS)
         sentence_vectors = FaissStore.load(index_dir / SENTENCE_VECTORS)
-    lexical = LexicalIndex.load(index_dir / LEXICAL_DIR)
-    if not (len(chunks) == len(vectors) == len(lexical) == manifest.get("chunks")):
-        raise corrupt(f"{len(chunks)} passages, {len(vectors)} vectors, {len(lexical)} lexical entries")
+    # A build (with_tokens) rebuilds BM25 from the stored tokens, so it neither loads nor
+    # checksums the previous BM25 files (hundreds of MB at a million passages).
+    lexical = None if with_tokens else LexicalIndex.load(index_dir / LEXICAL_DIR)
+    entries = len(tokens) if lexical is None else len(lexical)
+    if not (len(chunks) == len(vectors) == entries == manifest.get("chunks")):
+        raise corrupt(f"{len(chunks)} passages, {len(vectors)} vectors, {entries} lexical entries")
     if not (len(sentences) == len(sentence_vectors) == manifest.get("sentences")):
         raise corrupt(f"{len(sentences)} sentences but {len(sentence_vectors)} sentence vectors")
     if len(sentences) and (sentences.chunk.min() < 0 or sentences.chunk.max() >= len(chunks)):
         raise corrupt("sentences point at passages that do not exist")
     if len(sentences.form) != len(sentences) or np.any(np.diff(sentences.chunk) < 0):
         raise corrupt("the sentence table is out of order")
-    if tokens is not None and len(tokens) != len(chunks):
-        raise corrupt(f"{len(tokens)} token lists for {len(chunks)} passages")
     by_source = {article.source: article for article in articles}
     if any(chunk.source not in by_source for chunk in chunks):
         raise corrupt("passages belong to articles the index does not hold")
