@@ -530,9 +530,7 @@ def index_status(settings: Settings | None = None) -> dict:
         status.update(state="missing" if isinstance(error, IndexNotFoundError) else "unusable", problem=str(error))
         return status
     manifest = index.manifest
-    # The web chat asks for this every second while a rebuild runs: the same throttled,
-    # stamp-cached look at the corpus as a question's (at most once a second).
-    changes = fresh_changes(index, settings)
+    changes = corpus_changes(manifest, settings)
     status.update(
         state="stale" if changes else "ready",
         changes=changes,
