@@ -18,7 +18,6 @@ from the old index until the swap, and a build killed at any point leaves it as 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from contextlib import contextmanager
@@ -33,7 +32,6 @@ from qa.corpus import article_files, load_article
 from qa.errors import CorpusError, IndexCorruptError, QAError
 from qa.highlight import sentence_spans
 from qa.index import (
-    CONTEXTS,
     FORMAT_VERSION,
     SearchIndex,
     SentenceTable,
@@ -49,7 +47,7 @@ from qa.index import (
 from qa.lexical import LexicalIndex, tokenize
 from qa.normalize import match_form
 from qa.schema import Article, Chunk, Skipped
-from qa.settings import Settings
+from qa.settings import CONTEXTS, Settings
 from qa.tuning import DEFAULT_TUNING
 from qa.vector_store import FaissStore, kind_for
 
@@ -273,11 +271,12 @@ def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None) -> 
         except CorpusError as error:
             plan.skipped.append((Skipped(source, str(error)), digest))
     # Two files with the same text: the one already indexed keeps it, else the first.
+    # Keyed by the text itself: a str caches its own hash, so no digest is computed.
     owner: dict[str, str] = {}
     for source, _, _, article, reused in sorted(found, key=lambda item: not item[4]):
-        owner.setdefault(hashlib.sha256(article.text.encode("utf-8")).hexdigest(), source)
+        owner.setdefault(article.text, source)
     for source, path, digest, article, reused in found:
-        first = owner[hashlib.sha256(article.text.encode("utf-8")).hexdigest()]
+        first = owner[article.text]
         if first != source:
             reason = f"{path}: has the same text as {first}; remove one of them"
             plan.skipped.append((Skipped(source, reason), digest))

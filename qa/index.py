@@ -55,7 +55,6 @@ ARTICLES = "articles.jsonl"
 LEXICAL_DIR = "lexical"
 UNREADABLE = "unreadable"  # the digest recorded for a file that could not be read
 TOKENS = "tokens.jsonl"  # BM25 tokens per passage: read by builds only, never by questions
-CONTEXTS = ("none", "date", "title")
 
 
 @dataclass

