@@ -371,23 +371,28 @@ class MilvusStore:
         scores = np.zeros((len(queries), max(n, 0)), dtype=np.float32)
         if n <= 0:
             return ids, scores
-        results = _call(
-            "search",
-            self._client.search,
-            self.collection,
-            data=queries.tolist(),
-            anns_field="vector",
-            limit=n,
-            filter=self.expression(allowed, where),
-            output_fields=["pk"],
-            search_params={"metric_type": "IP", "params": {"ef": max(HNSW_EF_SEARCH, n)}},
-        )
+        results = self._dense_search(queries, n, self.expression(allowed, where))
         for q, hits in enumerate(results):
             rows = self.rows_of([hit.id for hit in hits])
             found = rows >= 0  # always, unless the collection was changed behind our back
             ids[q, : found.sum()] = rows[found]
             scores[q, : found.sum()] = np.asarray([hit["distance"] for hit in hits], dtype=np.float32)[found]
         return ids, scores
+
+    def _dense_search(self, queries: np.ndarray, limit: int, expression: str):
+        """Milvus's inner-product search of this collection: per query, the `limit` best
+        rows' keys and scores among those `expression` lets through."""
+        return _call(
+            "search",
+            self._client.search,
+            self.collection,
+            data=queries.tolist(),
+            anns_field="vector",
+            limit=limit,
+            filter=expression,
+            output_fields=["pk"],
+            search_params={"metric_type": "IP", "params": {"ef": max(HNSW_EF_SEARCH, limit)}},
+        )
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
@@ -419,17 +424,7 @@ class MilvusStore:
         found: dict[int, float] = {}
         for begin in range(0, len(unique), MAX_LIMIT):
             batch = unique[begin : begin + MAX_LIMIT]
-            hits = _call(
-                "search",
-                self._client.search,
-                self.collection,
-                data=query.tolist(),
-                anns_field="vector",
-                limit=len(batch),
-                filter=f"pk in [{','.join(map(str, batch.tolist()))}]",
-                output_fields=["pk"],
-                search_params={"metric_type": "IP", "params": {"ef": max(HNSW_EF_SEARCH, len(batch))}},
-            )[0]
+            hits = self._dense_search(query, len(batch), f"pk in [{','.join(map(str, batch.tolist()))}]")[0]
             found.update((int(hit.id), float(hit["distance"])) for hit in hits)
         missing = np.asarray([k for k in unique.tolist() if k not in found], dtype=np.int64)
         if missing.size:
