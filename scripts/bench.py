@@ -59,7 +59,8 @@ for _path in (ROOT, SCRIPTS):  # run from anywhere, without `pip install -e .`
 
 import bench_encoder  # noqa: E402  (scripts/: build_texts)
 import peers  # noqa: E402  (scripts/: the LangChain recipe and its scoring)
-import scale  # noqa: E402  (scripts/: sentences, child processes, RSS, percentiles)
+import scale  # noqa: E402  (scripts/: sentences, child processes, RSS, percentiles, timing)
+from scale import timed_ms  # noqa: E402
 
 BUNDLED = ROOT / "corpus"
 QUESTION_FILES = (ROOT / "eval" / "dev_questions.jsonl", ROOT / "eval" / "extra_questions.jsonl")
@@ -112,13 +113,6 @@ def latency(values_ms: Sequence[float]) -> dict:
         "mean_ms": round(statistics.fmean(values_ms), 3),
         "n": len(values_ms),
     }
-
-
-def timed_ms(call: Callable, *args) -> tuple[float, object]:
-    """(milliseconds `call(*args)` took, its result)."""
-    started = time.perf_counter()
-    result = call(*args)
-    return 1000 * (time.perf_counter() - started), result
 
 
 def lexical_candidates(lexical, terms: Sequence[str], n: int):

