@@ -1,8 +1,8 @@
 """Retrieval question answering over Chinese news articles, with cited passages."""
 
-from qa.answer import answer
-from qa.index import build_index
-from qa.retrieve import retrieve
+from qa.search.answer import answer
+from qa.index.build import build_index
+from qa.search.retriever import retrieve
 from qa.schema import Answer, Hit
 from qa.settings import Settings
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from qa.errors import QAError
+from qa.limits import MAX_K, MODES
 from qa.settings import Settings
 
 
@@ -26,7 +27,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from qa.index import build_index
+    from qa.index.build import build_index
 
     summary = build_index(_settings(args), progress=not args.quiet, log=None if args.quiet else _log, full=args.full)
     print(summary)
@@ -34,7 +35,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from qa.answer import answer, highlighted
+    from qa.search.answer import answer, highlighted
     from qa.schema import Filter
 
     where = Filter(
@@ -57,7 +58,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from qa.index import index_status
+    from qa.index.freshness import index_status
 
     status = index_status(_settings(args))
     if args.json:
@@ -83,8 +84,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from qa.evaluate import benchmark_settings, ensure_index, evaluate, load_questions
-    from qa.retrieve import MODES, Retriever
+    from qa.eval.evaluate import benchmark_settings, ensure_index, evaluate, load_questions
+    from qa.search.retriever import Retriever
 
     settings = _settings(args)
     target = Path(args.target)
@@ -112,7 +113,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from qa.web import serve
+    from qa.serve.web import serve
 
     serve(_settings(args), build_if_needed=True)
     return 0
@@ -136,8 +137,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", help="ask a question")
     ask.add_argument("question")
-    ask.add_argument("-k", type=int, default=None, help="number of passages (1-50, default 5)")
-    ask.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
+    ask.add_argument("-k", type=int, default=None, help=f"number of passages (1-{MAX_K}, default 5)")
+    ask.add_argument("--mode", choices=MODES[::-1], default="hybrid")
     ask.add_argument("--all", action="store_true", help="show the closest passages even when none is relevant")
     ask.add_argument("--json", action="store_true", help="machine-readable output")
     ask.add_argument("--source", action="append", metavar="FILE", help="only this article (repeatable; as `qa status --json` lists them)")
@@ -153,7 +154,7 @@ def make_parser() -> argparse.ArgumentParser:
         "eval", help="measure retrieval on a question file (JSON lines) or a benchmark folder (corpus/ + questions.jsonl)"
     )
     evaluation.add_argument("target", metavar="FILE_OR_FOLDER")
-    evaluation.add_argument("--mode", choices=["hybrid", "dense", "lexical", "all"], default="all")
+    evaluation.add_argument("--mode", choices=[*MODES[::-1], "all"], default="all")
     evaluation.add_argument("--json", action="store_true")
     evaluation.add_argument("-v", "--verbose", action="store_true", help="one line per question")
     evaluation.set_defaults(run=cmd_eval)

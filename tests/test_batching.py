@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from qa.batching import BatchingEncoder
+from qa.embed.batching import BatchingEncoder
 
 
 class RecordingEncoder:

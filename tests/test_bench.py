@@ -1,4 +1,4 @@
-"""Smoke test of scripts/bench.py: every section at tiny sizes, with the real model (no timing checks)."""
+"""Smoke test of qa/bench/run.py: every section at tiny sizes, with the real model (no timing checks)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import json
 
 import pytest
 
-from conftest import load_script
 
 SIZES = (300, 1200)
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_script("bench")
+    from qa.bench import run
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_scale_rows_are_sane(run):
     rows = report["scale"]["sizes"]
     assert [row["rows"] for row in rows] == list(SIZES)
     for row in rows:
-        assert row["kind"] == "flat"  # below qa.vector_store.EXACT_BELOW
+        assert row["kind"] == "flat"  # below qa.stores.faiss_store.EXACT_BELOW
         assert 0.0 <= row["recall_at_10_min"] <= row["recall_at_10"] <= 1.0
         assert row["recall_at_10"] == row["top_10_as_good_as_exact_10th"] == 1.0  # a flat store is exact search itself
         assert row["raw_vector_bytes"] == row["rows"] * row["dimension"] * 4

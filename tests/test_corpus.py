@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.chunking import chunk_article, chunk_corpus
-from qa.clean import clean_text
-from qa.corpus import load_article, load_corpus
+from qa.ingest.chunking import chunk_article, chunk_corpus
+from qa.ingest.clean import clean_text
+from qa.ingest.corpus import load_article, load_corpus
 from qa.errors import CorpusError
 
 from conftest import REPO

@@ -9,10 +9,12 @@ import time
 
 import pytest
 
-from qa import index as index_module
-from qa.index import build_index, fresh_changes, load_index
-from qa.judge import FEATURES, JudgeParams, judge, load_params
-from qa.retrieve import Retriever, context_window
+from qa.index import freshness as index_module
+from qa.index.build import build_index
+from qa.index.freshness import fresh_changes
+from qa.index.read import load_index
+from qa.search.judge import FEATURES, JudgeParams, judge, load_params
+from qa.search.retriever import Retriever, context_window
 from qa.settings import Settings
 from qa.tuning import DEFAULT_TUNING
 
@@ -61,7 +63,7 @@ def test_ranking_does_not_segment_or_convert_the_question_again(retriever, monke
     for name in ("cut", "lcut", "cut_for_search", "lcut_for_search"):
         original = getattr(jieba, name)
         monkeypatch.setattr(jieba, name, lambda *a, _o=original, _n=name, **k: calls.append(_n) or _o(*a, **k))
-    monkeypatch.setattr("qa.query.analyse", lambda *a, **k: pytest.fail("analysed twice"))
+    monkeypatch.setattr("qa.search.query.analyse", lambda *a, **k: pytest.fail("analysed twice"))
     ranked = retriever.rank(query, 3)
     assert ranked and calls == []
 

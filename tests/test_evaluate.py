@@ -7,7 +7,7 @@ import json
 import pytest
 
 from qa.errors import QAError
-from qa.evaluate import Question, QuestionResult, answers, compute_metrics, first_answer_rank, load_questions
+from qa.eval.evaluate import Question, QuestionResult, answers, compute_metrics, first_answer_rank, load_questions
 
 
 def q(id, unanswerable=False, source=""):
@@ -59,7 +59,7 @@ def test_a_benchmark_hit_counts_only_from_the_questions_own_article():
 
 
 def test_eval_of_a_folder_that_is_not_a_benchmark_says_what_it_needs(tmp_path):
-    from qa.evaluate import benchmark_settings
+    from qa.eval.evaluate import benchmark_settings
     from qa.settings import Settings
 
     with pytest.raises(QAError, match="corpus/.*questions.jsonl"):
@@ -91,8 +91,8 @@ def test_a_damaged_benchmark_cache_is_rebuilt_not_blamed_on_the_user(tmp_path, f
     import shutil
 
     from conftest import REPO
-    from qa.evaluate import benchmark_settings, ensure_index
-    from qa.index import load_index
+    from qa.eval.evaluate import benchmark_settings, ensure_index
+    from qa.index.read import load_index
     from qa.settings import Settings
 
     bench = tmp_path / "bench"
@@ -101,7 +101,7 @@ def test_a_damaged_benchmark_cache_is_rebuilt_not_blamed_on_the_user(tmp_path, f
     settings, _ = benchmark_settings(bench, Settings.load(cache_dir=tmp_path / "cache", embed_model="fake"))
     ensure_index(settings, encoder=fake_encoder)
     (settings.index_dir / "chunks.jsonl").write_text("not json\n", encoding="utf-8")
-    from qa import index as index_module
+    from qa.index import read as index_module
 
     index_module._CACHE.clear()
     ensure_index(settings, encoder=fake_encoder)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.followup import resolve_followup, resolve_history
+from qa.search.followup import resolve_followup, resolve_history
 
 
 @pytest.mark.parametrize(

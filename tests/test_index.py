@@ -9,8 +9,10 @@ import time
 import pytest
 
 from qa.errors import IndexCorruptError, IndexNotFoundError, StaleIndexError
-from qa.index import FRESHNESS_INTERVAL_S, build_index, index_status, load_index
-from qa.retrieve import Retriever
+from qa.index.freshness import FRESHNESS_INTERVAL_S, index_status
+from qa.index.build import build_index
+from qa.index.read import load_index
+from qa.search.retriever import Retriever
 from qa.settings import Settings
 
 from conftest import REPO
@@ -48,7 +50,7 @@ def test_build_writes_vectors_passages_and_manifest(built, fake_encoder):
 def test_reloaded_index_gives_the_same_results(built, fake_encoder):
     question = "昆山高新区发放了多少份安全宣传资料？"
     first = Retriever.from_settings(built, encoder=fake_encoder).retrieve(question, k=3)
-    from qa import index as index_module
+    from qa.index import read as index_module
 
     index_module._CACHE.clear()  # force a read from disk
     second = Retriever.from_settings(built, encoder=fake_encoder).retrieve(question, k=3)
@@ -62,7 +64,7 @@ def test_no_index_yet_names_qa_build(settings, fake_encoder):
 
 
 def test_changed_added_or_removed_article_is_answered_from_the_last_build_with_a_note(built, corpus, fake_encoder):
-    from qa.answer import answer
+    from qa.search.answer import answer
 
     article = next(corpus.glob("*.txt"))
     article.write_text(article.read_text(encoding="utf-8") + "\n新增的一句话。\n", encoding="utf-8")
@@ -164,8 +166,8 @@ def test_changing_the_chunk_size_rebuilds_every_article_and_says_why(built, fake
 def test_a_question_asked_during_a_build_is_answered_and_the_new_index_follows(built, corpus, fake_encoder, monkeypatch):
     import threading
 
-    from qa.answer import answer
-    from qa.retrieve import get_retriever
+    from qa.search.answer import answer
+    from qa.search.retriever import get_retriever
 
     started, release = threading.Event(), threading.Event()
 
@@ -175,7 +177,7 @@ def test_a_question_asked_during_a_build_is_answered_and_the_new_index_follows(b
             release.wait(30)
             return super().encode_passages(texts)
 
-    monkeypatch.setattr("qa.encoder.load_encoder", lambda settings: fake_encoder)
+    monkeypatch.setattr("qa.embed.factory.load_encoder", lambda settings: fake_encoder)
     (corpus / "new.txt").write_text("黄埔区新开了一家图书馆。\n馆内藏书十万册。\n", encoding="utf-8")
     errors = []
     builder = threading.Thread(target=lambda: _catch(errors, build_index, built, encoder=SlowEncoder(fake_encoder)))
@@ -208,7 +210,7 @@ def test_other_chunk_size_makes_the_index_stale(built):
 
 @pytest.mark.parametrize("victim", ["vectors.faiss", "chunks.jsonl", "manifest.json"])
 def test_damaged_index_is_reported_not_crashed(built, victim):
-    from qa import index as index_module
+    from qa.index import read as index_module
 
     index_module._CACHE.clear()
     path = built.index_dir / victim
@@ -226,7 +228,7 @@ def test_interrupted_build_keeps_the_previous_index(built, fake_encoder, monkeyp
     def explode(*args, **kwargs):
         raise Interrupted
 
-    from qa import lexical
+    from qa.stores import bm25 as lexical
 
     monkeypatch.setattr(lexical.LexicalIndex, "save", explode)
     with pytest.raises(Interrupted):

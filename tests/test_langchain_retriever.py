@@ -9,7 +9,7 @@ pytest.importorskip("langchain_core", reason="langchain-core is not installed (p
 from langchain_core.prompts import ChatPromptTemplate  # noqa: E402
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough  # noqa: E402
 
-from qa.langchain_retriever import NewsRetriever  # noqa: E402
+from qa.serve.langchain import NewsRetriever  # noqa: E402
 
 pytestmark = pytest.mark.model
 

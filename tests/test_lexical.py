@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 
 from qa.errors import IndexCorruptError, StaleIndexError
-from qa.lexical import LexicalIndex, query_terms, tokenize
+from qa.stores.bm25 import LexicalIndex
+from qa.text.tokens import query_terms, tokenize
 from conftest import SEEDS
-from qa.normalize import (
-    eval_form,
-    match_form,
-    strip_pinyin,
-    to_simplified,
-    to_simplified_aligned,
-    to_simplified_chars,
-)
+from qa.text.normalize import eval_form, match_form, strip_pinyin
+from qa.text.script import to_simplified, to_simplified_aligned, to_simplified_chars
 
 # The seed articles: 000 is simplified and hard-wrapped, 002 traditional with pinyin.
 def _seed(prefix: str) -> str:

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from qa.index import read_index
+from qa.index.read import read_index
 from test_cli import MEMORANDA, qa_command, run_qa
 
 pytestmark = pytest.mark.model
@@ -175,8 +175,8 @@ FESTIVAL = "青岛国际啤酒节闭幕\n第三十四届青岛国际啤酒节今
 
 @pytest.mark.browser
 def test_every_encoding_and_format_a_newsroom_has_is_retrievable(real_index, tmp_path):
-    from qa.index import load_index
-    from qa.retrieve import Retriever
+    from qa.index.read import load_index
+    from qa.search.retriever import Retriever
     from qa.settings import Settings
     from test_readers import article_page, make_docx, print_to_pdf
 

@@ -10,8 +10,10 @@ import shutil
 import numpy as np
 import pytest
 
-from qa.index import build_index, index_status, load_index
-from qa.retrieve import Retriever
+from qa.index.build import build_index
+from qa.index.freshness import index_status
+from qa.index.read import load_index
+from qa.search.retriever import Retriever
 from qa.schema import Filter
 from qa.settings import Settings
 
@@ -56,7 +58,7 @@ def _hits(settings, encoder, question, where=None):
 
 def _rows(settings) -> dict[str, int]:
     """Rows of each collection as Milvus counts them (deleted ones excluded)."""
-    from qa.milvus_store import connect
+    from qa.stores.milvus import connect
 
     block = load_index(settings).manifest["store"]
     client = connect(settings.milvus_target()[0])
@@ -80,7 +82,7 @@ def test_milvus_answers_as_the_local_store_does_with_and_without_filters(tmp_pat
 
 
 def test_a_filter_goes_into_the_milvus_search_itself(tmp_path, corpus, fake_encoder):
-    from qa.milvus_store import filter_expression
+    from qa.stores.milvus import filter_expression
 
     milvus = _settings(tmp_path, corpus, "milvus")
     build_index(milvus, encoder=fake_encoder)
@@ -119,7 +121,7 @@ def test_an_incremental_build_upserts_changed_articles_and_deletes_removed_ones(
 
 
 def test_a_build_that_dies_after_writing_to_milvus_leaves_the_live_index_exact(tmp_path, corpus, fake_encoder, monkeypatch):
-    import qa.build
+    import qa.index.build
 
     milvus = _settings(tmp_path, corpus, "milvus")
     build_index(milvus, encoder=fake_encoder)
@@ -131,10 +133,10 @@ def test_a_build_that_dies_after_writing_to_milvus_leaves_the_live_index_exact(t
     def die(*args, **kwargs):
         raise KeyboardInterrupt  # killed between the Milvus writes and the folder swap
 
-    monkeypatch.setattr(qa.build, "write_atomically", die)
+    monkeypatch.setattr(qa.index.build, "write_atomically", die)
     with pytest.raises(KeyboardInterrupt):
         build_index(milvus, encoder=fake_encoder)
-    from qa import index as index_module
+    from qa.index import read as index_module
 
     index_module._CACHE.clear()
     # Milvus holds the dead build's rows, but the live index searches only its own.
@@ -148,7 +150,7 @@ def test_a_build_that_dies_after_writing_to_milvus_leaves_the_live_index_exact(t
 
 
 def test_a_full_build_writes_new_collections_and_drops_the_old(tmp_path, corpus, fake_encoder):
-    from qa.milvus_store import connect
+    from qa.stores.milvus import connect
 
     milvus = _settings(tmp_path, corpus, "milvus")
     build_index(milvus, encoder=fake_encoder)
@@ -191,7 +193,7 @@ def test_an_embedded_database_open_in_another_process_is_reported_with_the_fix(t
     import sys
 
     from qa.errors import StoreUnavailableError
-    from qa.milvus_store import connect
+    from qa.stores.milvus import connect
 
     path = tmp_path / "held.db"
     holder = subprocess.Popen(
@@ -214,7 +216,7 @@ def test_the_real_model_answers_the_dev_questions_alike_on_both_stores(real_inde
     """The bundled corpus with the real model on Milvus: the dev set's recall within
     0.02 of the local store's, most top answers the very same passage, and the web
     chat's reply the same."""
-    from qa.evaluate import evaluate, load_questions
+    from qa.eval.evaluate import evaluate, load_questions
 
     from conftest import EVAL_FILE
 
@@ -233,7 +235,7 @@ def test_the_real_model_answers_the_dev_questions_alike_on_both_stores(real_inde
     question = "知识城与新加坡签署了多少份合作备忘录？"
     assert [h.text for h in milvus.retrieve(question, 3)] == [h.text for h in real_index.retriever.retrieve(question, 3)]
     # The web chat's reply, citations and highlights included, is the same.
-    from qa.web import respond
+    from qa.serve.web import respond
 
     reply = respond(question, settings=settings, retriever=milvus)
     assert "81份合作備忘錄" in reply and reply == respond(question, settings=real_index.settings, retriever=real_index.retriever)

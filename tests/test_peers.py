@@ -1,4 +1,4 @@
-"""scripts/peers.py scores a peer with the project's rule: gold string in the chunk, from the question's article."""
+"""qa/eval/peers.py scores a peer with the project's rule: gold string in the chunk, from the question's article."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_script
 
 ARTICLES = {
     "east-lake.txt": ("东湖科技园去年成绩单", "东湖科技园2019年新引进企业一百二十家，园区总产值达到八百亿元。园区负责人表示，明年将继续扩大招商规模。"),
@@ -17,7 +16,9 @@ ARTICLES = {
 
 
 def _peers():
-    return load_script("peers")
+    from qa.eval import peers
+
+    return peers
 
 
 def _write_questions(path: Path, records: list[dict]) -> Path:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-import qa.corpus
-from qa.clean import clean_text
-from qa.corpus import ARTICLE_SUFFIXES, article_files, load_article, load_corpus
+import qa.ingest.corpus
+from qa.ingest.clean import clean_text
+from qa.ingest.corpus import ARTICLE_SUFFIXES, article_files, load_article, load_corpus
 from qa.errors import CorpusError
-from qa.decode import decode_text
-from qa.readers import fix_radicals, join_printed_lines
+from qa.ingest.decode import decode_text
+from qa.ingest.readers import fix_radicals, join_printed_lines
 
 from test_corpus import paragraph_breaks_inside_sentences
 
@@ -162,7 +162,7 @@ def test_empty_and_blank_files_are_refused(tmp_path):
 
 
 def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    monkeypatch.setattr(qa.corpus, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(qa.ingest.corpus, "MAX_FILE_BYTES", 1000)
     path = write(tmp_path, "huge.txt", SIMPLIFIED.encode("utf-8") * 10)
     with pytest.raises(CorpusError, match=r"huge\.txt: .* MB is over the .* limit"):
         load_article(path)
@@ -485,6 +485,6 @@ def test_every_format_is_listed_and_lock_files_are_not(tmp_path):
 
 
 def test_importing_the_corpus_module_loads_no_parser():
-    code = "import sys, qa.corpus; print(sorted({'trafilatura', 'pypdf', 'docx'} & set(sys.modules)))"
+    code = "import sys, qa.ingest.corpus; print(sorted({'trafilatura', 'pypdf', 'docx'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 import qa
-from qa.answer import question_language
-from qa.corpus import load_article
-from qa.evaluate import answers, evaluate, load_questions
-from qa.build import context_prefix
-from qa.normalize import to_simplified_chars
+from qa.search.answer import question_language
+from qa.ingest.corpus import load_article
+from qa.eval.evaluate import answers, evaluate, load_questions
+from qa.index.build import context_prefix
+from qa.text.script import to_simplified_chars
 
 from conftest import EVAL_FILE, REPO
 
@@ -311,7 +311,7 @@ def test_extra_set_floors(real_index):
 
 
 def test_every_indexed_passage_fits_the_model(real_index):
-    from qa.encoder import load_encoder
+    from qa.embed.factory import load_encoder
 
     encoder = load_encoder(real_index.settings)
     context = real_index.settings.embed_context

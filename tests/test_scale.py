@@ -1,4 +1,4 @@
-"""Smoke test of scripts/scale.py: the generator and the stand-in encoder (no timings, no model)."""
+"""Smoke test of qa/bench/scale.py: the generator and the stand-in encoder (no timings, no model)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.corpus import load_corpus
-from qa.index import build_index, load_index
-from qa.retrieve import Retriever
+from qa.ingest.corpus import load_corpus
+from qa.index.build import build_index
+from qa.index.read import load_index
+from qa.search.retriever import Retriever
 from qa.settings import Settings
-
-from conftest import load_script
 
 ARTICLES = 30
 
 
 @pytest.fixture(scope="module")
 def scale():
-    return load_script("scale")
+    from qa.bench import scale
+
+    return scale
 
 
 @pytest.fixture(scope="module")

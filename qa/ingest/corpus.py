@@ -1,0 +1,163 @@
+"""Load articles from the corpus folder: each file read by its format, then cleaned.
+
+Formats (qa.ingest.readers): `.txt`/`.md` in UTF-8 (with or without BOM), UTF-16 with BOM,
+GB18030/GBK or Big5; `.html`/`.htm` web pages; `.pdf` with a text layer; `.docx`.
+A text file may start with a front-matter block (`---` lines around `key: value`
+pairs: title, date, publication, author, seed); an opening `---` with no closing
+line is refused, not read as text. Web pages, PDFs and Word files give their title
+and date from their own metadata. Without either, the title comes from the text,
+else the file name, and the date from the text.
+
+Every file that cannot be an article (empty, binary, too large, unreadable,
+undecodable, broken front matter, a scanned PDF, a damaged document) raises a
+CorpusError whose message starts with the file's path and says what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from qa.ingest.clean import BYLINE_MARKS, clean_text
+from qa.text.sentences import SENTENCE_END
+from qa.errors import CorpusError
+from qa.ingest.readers import HTML_SUFFIXES, TEXT_SUFFIXES, read_document
+from qa.schema import Article
+
+ARTICLE_SUFFIXES = (*TEXT_SUFFIXES, *HTML_SUFFIXES, ".pdf", ".docx")
+# One article file may be at most this large. A news article is tens of KB of text;
+# as a PDF with photos a few MB (a full newspaper page at print resolution, 10-15 MB).
+# A file beyond this is a book, an archive or a scan batch, not an article, and would
+# be read whole into memory, so it is refused instead.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+# Front-matter fields that hold article text cleaning moved out of the body (the
+# subtitle, the byline, a photo caption). They go back in as the article's last
+# paragraphs, so every sentence a reader can see is searchable, while the body keeps
+# its paragraph numbers for citations.
+SEARCHABLE_FIELDS = ("subtitle", "author", "caption")
+_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+_SUFFIX_LIST = ", ".join(ARTICLE_SUFFIXES)
+
+
+def article_files(corpus_dir: Path) -> list[Path]:
+    """The article files of a corpus folder, in a stable order.
+
+    Dotfiles, README.md and Office lock files (`~$name.docx`) are not articles.
+
+    Raises:
+        CorpusError: the folder is missing or holds no article file.
+    """
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise CorpusError(
+            f"corpus folder {corpus_dir} does not exist; create it and put articles "
+            f"({_SUFFIX_LIST}) in it, or set QA_CORPUS_DIR"
+        )
+    files = sorted(
+        path
+        for path in corpus_dir.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in ARTICLE_SUFFIXES
+        and not path.name.startswith((".", "~$"))
+        and path.name.lower() != "readme.md"
+    )
+    if not files:
+        raise CorpusError(f"corpus folder {corpus_dir} holds no article file ({_SUFFIX_LIST})")
+    return files
+
+
+def load_corpus(corpus_dir: Path) -> list[Article]:
+    """Load and clean every article in `corpus_dir`.
+
+    Raises:
+        CorpusError: the first file that cannot be read as an article; its name and
+            the fix are in the message.
+    """
+    corpus_dir = Path(corpus_dir)
+    return [load_article(path, corpus_dir) for path in article_files(corpus_dir)]
+
+
+def load_article(path: Path, corpus_dir: Path | None = None, data: bytes | None = None) -> Article:
+    """Load one article file of any supported format and clean its text.
+
+    Args:
+        path: the file.
+        corpus_dir: the corpus folder; `source` is the path relative to it (else the file name).
+        data: the file's bytes when the caller already read them (to hash them); read
+            from `path` otherwise.
+
+    Returns:
+        The Article; `content_hash` is the sha256 of the file's bytes.
+
+    Raises:
+        CorpusError: the file cannot be an article; the message starts with its path.
+
+    Example:
+        >>> load_article(Path("corpus/luoyang-science-bureau.txt")).title
+        '党建引领洛阳科技创新提质增效'
+    """
+    path = Path(path)
+    if data is None:
+        data = _read_bytes(path)
+    if len(data) > MAX_FILE_BYTES:
+        raise CorpusError(_too_large(path, len(data)))
+    if not data or data.isspace():
+        raise CorpusError(f"{path}: the file is empty; put the article's text in it, or remove it")
+    document = read_document(data, path)
+    meta = document.meta
+    cleaned = clean_text(document.text)
+    if not cleaned.text.strip():
+        raise CorpusError(f"{path}: has no article text after cleaning; add the text, or remove it")
+    source = path.relative_to(corpus_dir).as_posix() if corpus_dir else path.name
+    extra = [meta[name] for name in SEARCHABLE_FIELDS if meta.get(name) and meta[name] not in cleaned.text]
+    return Article(
+        source=source,
+        title=meta.get("title") or guess_title(cleaned.text, path),
+        text="\n".join([cleaned.text.rstrip("\n"), *extra]),
+        date=meta.get("date") or guess_date(cleaned.text) or document.file_date,
+        publication=meta.get("publication") or cleaned.publication_hint,
+        seed=meta.get("seed", ""),
+        content_hash=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        # Checked before reading, so a huge file is never loaded into memory.
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise CorpusError(_too_large(path, size))
+        return path.read_bytes()
+    except OSError as error:
+        raise CorpusError(
+            f"{path}: cannot read it ({error.strerror or error}); fix its permissions, or remove it"
+        ) from error
+
+
+def _too_large(path: Path, size: int) -> str:
+    return (
+        f"{path}: {size / 2**20:.1f} MB is over the {MAX_FILE_BYTES // 2**20} MB limit for one "
+        f"article; split it into articles, or remove it"
+    )
+
+
+def guess_title(text: str, path: Path) -> str:
+    """The first short paragraph that reads like a headline, else the file name."""
+    for paragraph in text.split("\n")[:6]:
+        candidate = paragraph.strip()
+        if not candidate or candidate.startswith(BYLINE_MARKS):
+            continue  # bylines ("▶ 本报记者 ...")
+        if len(candidate) <= 40 and candidate[-1] not in SENTENCE_END + "，,":
+            return candidate
+        break
+    return path.stem
+
+
+def guess_date(text: str) -> str:
+    """The first `YYYY年M月D日` near the start of the text, as YYYY-MM-DD, or ""."""
+    match = _DATE.search(text[:600])
+    if not match:
+        return ""
+    year, month, day = (int(group) for group in match.groups())
+    return f"{year:04d}-{month:02d}-{day:02d}"

@@ -1,0 +1,332 @@
+"""Read one article file of any supported format into raw text plus metadata.
+
+Text (`.txt`, `.md`) is decoded (a byte-order mark, else UTF-8, else the Chinese
+legacy encoding whose reading is plausible Chinese) and may open with front matter;
+`.html`/`.htm` go through trafilatura (the article, not navigation or comments),
+`.pdf` through pypdf (its text layer, printed lines joined), `.docx` through
+python-docx. Each parser is imported inside its reader, so importing this module
+(and `qa.ingest.corpus`) stays cheap.
+
+Leaves out: cleaning (qa.ingest.clean), title/date guessing from the text and the size
+and emptiness checks (qa.ingest.corpus), OCR of scanned PDFs, UTF-16 without a BOM.
+Every problem is a CorpusError whose message starts with the file's path.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.ingest.clean import join_lines, visual_width
+from qa.text.sentences import SENTENCE_END
+from qa.errors import CorpusError
+from qa.ingest.decode import decode_text
+
+TEXT_SUFFIXES = (".txt", ".md")
+HTML_SUFFIXES = (".html", ".htm")
+
+
+@dataclass(frozen=True)
+class RawDocument:
+    """What a reader got out of one file, before cleaning."""
+
+    text: str  # the article text as found: hard line breaks, boilerplate and all
+    # title/date/publication/...: front matter, or the document's own metadata. These
+    # win over anything guessed from the text.
+    meta: dict[str, str] = field(default_factory=dict)
+    # The file's creation date (PDF info, DOCX core properties), YYYY-MM-DD. It says
+    # when the file was made, often an export long after publication, so it is used
+    # only when the text itself shows no date.
+    file_date: str = ""
+    encoding: str = ""  # how text or HTML bytes were decoded ("utf-8", "gb18030", "cp950", ...)
+
+
+def read_document(data: bytes, path: Path) -> RawDocument:
+    """Read the bytes of one article file by its suffix.
+
+    Args:
+        data: the whole file.
+        path: its path, for the suffix and for error messages.
+
+    Returns:
+        RawDocument with the raw text and whatever metadata the file carries.
+
+    Raises:
+        CorpusError: the file cannot be read as an article of its format; the message
+            starts with `path` and says what to do.
+    """
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        document = read_text(data, path)
+    elif suffix in HTML_SUFFIXES:
+        document = read_html(data, path)
+    elif suffix == ".pdf":
+        document = read_pdf(data, path)
+    elif suffix == ".docx":
+        document = read_docx(data, path)
+    else:
+        raise CorpusError(
+            f"{path}: {suffix or 'no suffix'} is not an article format; "
+            f"use .txt, .md, .html, .htm, .pdf or .docx"
+        )
+    meta = {key: fix_radicals(value) for key, value in document.meta.items()}
+    return RawDocument(fix_radicals(document.text), meta, document.file_date, document.encoding)
+
+
+# ---------------------------------------------------------------------- text files
+
+_FRONT_MATTER_KEY = re.compile(r"^\s*([\w-]+)\s*:(.*)$")
+
+
+def read_text(data: bytes, path: Path) -> RawDocument:
+    """A `.txt`/`.md` article: decoded, with its front matter split off."""
+    decoded = decode_text(data, path)
+    meta, body = split_front_matter(decoded.text, path)
+    return RawDocument(body, meta, encoding=decoded.encoding)
+
+
+def split_front_matter(raw: str, path: Path) -> tuple[dict[str, str], str]:
+    """Split a leading `---` block of `key: value` lines from the body.
+
+    A first line `---` followed by `key: value` lines opens front matter, which must
+    be closed by another `---` line and hold only `key: value`, blank and `#` lines.
+    A broken block is refused rather than read as article text: its `title:` line
+    would become the first paragraph and the title would be lost without a word.
+    A `---` followed by ordinary text is a rule, and the file is all text.
+
+    Raises:
+        CorpusError: an unclosed block, or a line in it that is not `key: value`.
+    """
+    lines = raw.lstrip("\ufeff").split("\n")
+    if lines[0].strip() != "---":
+        return {}, raw
+    closing = next((index for index in range(1, len(lines)) if lines[index].strip() == "---"), None)
+    if closing is None:
+        first = next((line for line in lines[1:] if line.strip()), "")
+        if _FRONT_MATTER_KEY.match(first):
+            raise CorpusError(
+                f"{path}: front matter opened by '---' on line 1 is never closed; add a "
+                f"'---' line after its last 'key: value' line"
+            )
+        return {}, raw
+    meta: dict[str, str] = {}
+    for number, line in enumerate(lines[1:closing], start=2):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _FRONT_MATTER_KEY.match(line)
+        if not match:
+            raise CorpusError(
+                f"{path}: line {number} of the front matter is not 'key: value' "
+                f"({line.strip()[:40]!r}); fix it, or move it below the closing '---'"
+            )
+        meta[match.group(1).lower()] = match.group(2).strip().strip('"')
+    return meta, "\n".join(lines[closing + 1 :])
+
+
+# ---------------------------------------------------------------------------- HTML
+
+_DECLARED_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""")
+# A headline's site suffix: "标题_新浪新闻", "标题 - 南方网", "标题|南方日报".
+_TITLE_SEPARATORS = "_-|｜–—:："
+
+
+def read_html(data: bytes, path: Path) -> RawDocument:
+    """A web page: its article text and title, date and site name, by trafilatura."""
+    head = data[:4096]
+    match = _XML_ENCODING.search(head) or _DECLARED_CHARSET.search(head)
+    declared = match.group(1).decode("ascii").lower() if match else None
+    if declared in ("gb2312", "gbk", "x-gbk"):
+        declared = "gb18030"  # pages labelled GB2312 routinely use GBK's extra characters
+    elif declared == "big5":
+        declared = "cp950"
+    decoded = decode_text(data, path, declared)
+
+    import trafilatura
+
+    try:
+        document = trafilatura.bare_extraction(
+            decoded.text,
+            include_comments=False,  # readers' comments are not the article
+            favor_precision=True,  # drops navigation that sits next to the article
+            with_metadata=True,
+            # Only dates the page states (meta tags, <time>): the extensive search
+            # guesses a date from any number in the text, often a wrong one.
+            date_extraction_params={"original_date": True, "extensive_search": False},
+        )
+    except Exception as error:  # a parser's failure on a malformed page, any kind
+        raise CorpusError(f"{path}: cannot parse the page ({error}); save it again or remove it") from error
+    text = (document.text or "").strip() if document is not None else ""
+    # Without one sentence, what was found is menu or link text, not an article.
+    if not text or (len(text) < 50 and not any(mark in text for mark in SENTENCE_END + ".")):
+        raise CorpusError(
+            f"{path}: no article text found in the page (only navigation, links or scripts); "
+            f"save the article's own page, or its text as .txt"
+        )
+    meta = {}
+    title = _strip_site_suffix(document.title or "", document.sitename or "", text)
+    if title:
+        meta["title"] = title
+    if document.date:
+        meta["date"] = document.date
+    if document.sitename:
+        meta["publication"] = document.sitename
+    return RawDocument(text, meta, encoding=decoded.encoding)
+
+
+def _strip_site_suffix(title: str, sitename: str, text: str) -> str:
+    title = title.strip()
+    headline = text.split("\n", 1)[0].strip()
+    # The article's own headline, when the <title> is it plus the site's name.
+    if headline and title.startswith(headline) and title[len(headline) :].lstrip()[:1] in _TITLE_SEPARATORS:
+        return headline
+    if sitename and title.endswith(sitename):
+        stem = title[: -len(sitename)].rstrip()
+        if stem and stem[-1] in _TITLE_SEPARATORS:
+            return stem[:-1].rstrip()
+    return title
+
+
+# ----------------------------------------------------------------------------- PDF
+
+
+def read_pdf(data: bytes, path: Path) -> RawDocument:
+    """A PDF's text layer, printed lines joined into paragraphs; title and date from its info."""
+    import pypdf
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise CorpusError(f"{path}: the PDF is password-protected; save an unprotected copy")
+        # Radicals fixed first: the line widths that decide the joins count ideographs.
+        pages = [fix_radicals(page.extract_text() or "") for page in reader.pages]
+        info = reader.metadata
+    except CorpusError:
+        raise
+    except Exception as error:  # pypdf raises many kinds on a damaged file
+        raise CorpusError(
+            f"{path}: is not a readable PDF ({type(error).__name__}: {error}); export it again, or remove it"
+        ) from error
+    lines = [line.strip() for page in pages for line in page.split("\n") if line.strip()]
+    if not lines:
+        raise CorpusError(
+            f"{path}: the PDF has no text layer (scanned pages?); run OCR on it first "
+            f"(e.g. `ocrmypdf --language chi_sim {path.name} out.pdf`) and put the result in the corpus"
+        )
+    meta: dict[str, str] = {}
+    file_date = ""
+    if info is not None:
+        title = _usable_title(info.title or "")
+        if title:
+            meta["title"] = title
+        try:
+            created = info.creation_date
+        except ValueError:  # a malformed date string in the info dictionary
+            created = None
+        if created is not None:
+            file_date = f"{created:%Y-%m-%d}"
+    return RawDocument("\n".join(join_printed_lines(lines)), meta, file_date)
+
+
+def _usable_title(title: str) -> str:
+    """A PDF /Title, unless it is a tool's placeholder or a file name."""
+    title = title.strip()
+    if re.search(r"\.(docx?|pdf|html?|indd|txt|wps)$", title, re.IGNORECASE):
+        return ""
+    if re.match(r"^(microsoft (word|powerpoint) - |untitled|无标题|無標題)", title, re.IGNORECASE):
+        return ""
+    return title
+
+
+def join_printed_lines(lines: list[str]) -> list[str]:
+    """Join the printed lines of a PDF text layer into paragraphs.
+
+    The rules are qa.ingest.clean's: a line that fills its column runs on into the next; a
+    paragraph ends on a sentence that stops short of the column; a short line with
+    no clause and no sentence end is a heading and stands alone, as does a byline.
+    qa.ingest.clean applies them only when the widths alone show hard-wrapped text (a
+    column of 40 characters at most), since a text file's author may have chosen
+    its line length. Every line break in a PDF is the layout's, so here they apply
+    at any width (a full A4 line is 45 characters).
+    """
+    widths = [visual_width(line) for line in lines]
+
+    def column_at(index: int) -> float:
+        # Measured on the neighbouring lines, as a page can mix widths: the median of
+        # those that come near the widest, since headings, menus and the short last
+        # lines of paragraphs can be half the lines at a page's top.
+        nearby = widths[max(0, index - 4) : index + 5]
+        return statistics.median([width for width in nearby if width >= 0.6 * max(nearby)])
+
+    return join_lines(lines, widths, column_at)
+
+
+# ---------------------------------------------------------------------------- DOCX
+
+# python-docx's own template carries this creation time; a file made from it without
+# setting one would otherwise be dated 2013.
+_PYTHON_DOCX_TEMPLATE_CREATED = "2013-12-23"
+
+
+def read_docx(data: bytes, path: Path) -> RawDocument:
+    """A Word document's paragraphs and tables, in order; title and date from its core properties."""
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+        paragraphs = []
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):  # one paragraph per row
+                for row in block.rows:
+                    cells = list(dict.fromkeys(cell.text.strip() for cell in row.cells if cell.text.strip()))
+                    paragraphs.append(" | ".join(cells))
+            else:
+                paragraphs.append(block.text)
+        properties = document.core_properties
+        title, created = properties.title or "", properties.created
+    except Exception as error:  # python-docx raises many kinds on a damaged file
+        raise CorpusError(
+            f"{path}: is not a readable DOCX file ({type(error).__name__}: {error}); "
+            f"save it again as .docx from Word or LibreOffice, or remove it"
+        ) from error
+    meta = {"title": title.strip()} if title.strip() else {}
+    file_date = f"{created:%Y-%m-%d}" if created is not None else ""
+    if file_date == _PYTHON_DOCX_TEMPLATE_CREATED:
+        file_date = ""
+    return RawDocument("\n".join(paragraphs), meta, file_date)
+
+
+# ---------------------------------------------------------------------- radicals
+
+# PDF fonts that share one glyph between a character and its radical (Noto/Source
+# Han CJK, as Chrome prints with) write the radical into the text layer: 首页 comes
+# out as ⾸⻚. Kangxi radicals (U+2F00-U+2FD5) map back by NFKC; the CJK Radicals
+# Supplement has no such mapping, so this table pairs each with the ideograph that
+# shares its glyph in Noto Sans/Serif CJK (read from the fonts' cmaps).
+_SUPPLEMENT_RADICALS = str.maketrans(
+    (
+        "⺂⺃⺅⺇⺉⺋⺍⺎⺏⺐⺒⺓⺔⺕⺖⺘⺙⺛⺞⺟⺠⺡⺣⺤⺦⺨⺩⺫⺭⺮"
+        "⺯⺰⺱⺲⺳⺹⺺⺽⺾⺿⻁⻂⻃⻄⻅⻆⻇⻈⻉⻊⻋⻌⻍⻎⻐⻑⻒⻓⻔⻕"
+        "⻖⻘⻙⻚⻛⻜⻝⻞⻟⻠⻡⻢⻣⻤⻥⻦⻧⻨⻩⻪⻫⻬⻭⻮⻯⻰⻱⻲⻳"
+    ),
+    (
+        "乛乚亻𠘨刂㔾𭕄兀尣尢巳幺彑彐忄扌攵旡歺母民氵灬爫丬犭𤣩罒礻𥫗"
+        "糹纟罓罒㓁耂肀𦥑艹艹虎衤覀西见角𧢲讠贝𧾷车辶辶辶钅長镸长门𨸏"
+        "阝青韦页风飞食𩙿飠饣𩠐马骨鬼鱼鸟卤麦黄黾斉齐歯齿竜龙龜亀龟"
+    ),
+)
+_RADICAL_RUN = re.compile("[\u2e80-\u2fdf]")
+
+
+def fix_radicals(text: str) -> str:
+    """Radical code points a PDF font put in place of ideographs, turned back into them."""
+    if not _RADICAL_RUN.search(text):
+        return text
+    import unicodedata
+
+    text = text.translate(_SUPPLEMENT_RADICALS)
+    return _RADICAL_RUN.sub(lambda match: unicodedata.normalize("NFKC", match.group()), text)

@@ -1,0 +1,433 @@
+"""Find the passages that answer a question: dense and BM25 candidates, fused,
+de-duplicated, each returned as its answering sentence in context, with a citation.
+
+Small units are ranked (200-character passages, and every sentence of them); what
+a reader gets back is the context around the answering sentence, bounded by its
+paragraph and `Tuning.context_chars`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from qa.search.answer_type import sentence_fits
+from qa.errors import SettingsError
+from qa.limits import Mode, validate_k, validate_mode, validate_question
+from qa.text.sentences import sentence_spans, term_coverage
+from qa.index.layout import SearchIndex
+from qa.index.freshness import fresh_changes, stale_note
+from qa.index.read import load_index
+from qa.stores.bm25 import top_n
+from qa.search.query import Query, analyse
+from qa.schema import Article, Filter, Hit
+from qa.settings import Settings
+from qa.tuning import DEFAULT_TUNING
+
+@dataclass(frozen=True)
+class Ranked:
+    """A result before it becomes a Hit: where it is, and the evidence the judge reads."""
+
+    row: int  # passage row in the index
+    score: float  # fused score (the mode's own score for dense and lexical)
+    dense: float  # (passage cosine + max(best sentence cosine, passage cosine)) / 2
+    lexical: float  # BM25 (0 when the question shares no term with the passage)
+    sentence: int | None  # row in the sentence table of the answering sentence
+    sentence_cosine: float  # that sentence's cosine with the question
+    source: str
+    context: tuple[int, int]  # article offsets of the text returned to the reader
+
+
+class Retriever:
+    """Retrieval over one loaded index with one encoder. Read-only once built, so one
+    retriever can serve many threads.
+
+    Example:
+        >>> retriever = Retriever.from_settings()  # doctest: +SKIP
+        >>> query = retriever.analyse("知识城与新加坡签署了多少份合作备忘录？")  # doctest: +SKIP
+        >>> retriever.to_hits(retriever.rank(query, k=3))[0].citation  # doctest: +SKIP
+    """
+
+    def __init__(self, index: SearchIndex, encoder, settings: Settings):
+        self.index = index
+        self.encoder = encoder
+        self.settings = settings
+        self.tuning = DEFAULT_TUNING
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, encoder=None) -> "Retriever":
+        settings = settings or Settings.load()
+        index = load_index(settings)
+        if encoder is None:
+            from qa.embed.factory import load_encoder
+
+            encoder = load_encoder(settings)
+        return cls(index, encoder, settings)
+
+    def analyse(self, question: str) -> Query:
+        """The question analysed once against this index's vocabulary (see qa/search/query.py)."""
+        return analyse(validate_question(question, self.settings.max_question_chars), self.index.lexical)
+
+    # -- ranking -------------------------------------------------------------------
+
+    def rank(self, query: Query, k: int, mode: Mode = "hybrid", where: Filter | None = None) -> list[Ranked]:
+        """The best `k` distinct results for `query`, best first, from the articles
+        `where` allows (all by default).
+
+        Raises:
+            SettingsError: no indexed article passes `where`.
+        """
+        validate_mode(mode)
+        if not self.index.chunks:
+            return []
+        tuning = self.tuning
+        allowed_passages = allowed_sentences = None
+        if where:
+            mask = self.index.passage_mask(where)
+            if not mask.any():
+                raise SettingsError(f"no indexed article matches the filter ({describe(where)}); widen it or clear it")
+            allowed_passages = np.flatnonzero(mask)
+            allowed_sentences = np.flatnonzero(mask[self.index.sentences.chunk])
+        vector = np.asarray(self.encoder.encode_queries([query.text])[0], dtype=np.float32)
+
+        # Candidates: the nearest sentences' and passages' rows, and BM25's best rows,
+        # each searched among the allowed rows only.
+        where = where or None  # an empty filter is none: the stores skip filtering
+        sentence_ids, _ = self.index.sentence_vectors.search(vector, tuning.dense_candidates, allowed_sentences, where)
+        passage_ids, _ = self.index.vectors.search(vector, tuning.dense_candidates, allowed_passages, where)
+        lexical_all = self.index.lexical.term_scores(query.terms)
+        if allowed_passages is not None:
+            lexical_all = np.where(mask, lexical_all, 0.0)
+        if self.index.lexical_search is not None:
+            # The store ranks BM25 itself (Milvus); the scores below still come from bm25s.
+            lexical_ids, _ = self.index.lexical_search.search(
+                query.lexical_query, tuning.lexical_candidates, allowed_passages, where
+            )
+        else:
+            lexical_ids, _ = top_n(lexical_all, tuning.lexical_candidates)
+        if allowed_passages is not None:
+            lexical_ids = lexical_ids[mask[lexical_ids]]
+        # An approximate index pads with -1 when it finds fewer than asked for.
+        sentence_ids, passage_ids = sentence_ids[0][sentence_ids[0] >= 0], passage_ids[0][passage_ids[0] >= 0]
+        dense_rows = np.concatenate([self.index.sentences.chunk[sentence_ids], passage_ids])
+        rows = np.unique(np.concatenate([dense_rows, lexical_ids]).astype(np.int64))
+        if mode == "lexical":
+            rows = rows[lexical_all[rows] > 0]
+        if rows.size == 0:
+            return []
+
+        # Evidence over the union only: the question's cosine with each candidate passage
+        # and with each of its sentences.
+        passage_cos = self.index.vectors.scores(vector, rows)
+        sentence_rows = [self.index.sentences.of_chunk(int(row)) for row in rows]
+        all_sentences = np.fromiter((s for r in sentence_rows for s in r), dtype=np.int64)
+        sentence_cos = dict(zip(all_sentences.tolist(), self.index.sentence_vectors.scores(vector, all_sentences).tolist()))
+        best_sentence = np.array([max((sentence_cos[s] for s in r), default=-1.0) for r in sentence_rows], dtype=np.float32)
+        dense = (passage_cos + np.maximum(best_sentence, passage_cos)) / 2
+        lexical = lexical_all[rows]
+
+        if mode == "dense":
+            fused = dense.astype(np.float64)
+        elif mode == "lexical":
+            fused = lexical.astype(np.float64)
+        else:
+            fused = rrf([dense, lexical], [1.0, self._lexical_weight(query)], tuning.rrf_k)
+        order = np.argsort(-fused, kind="stable")[: max(tuning.pool, 2 * k)]
+        best = float(fused[order[0]]) or 1.0
+
+        scored = []
+        for position in order:
+            row = int(rows[position])
+            sentence = self._answering_sentence(sentence_rows[position], sentence_cos, query)
+            score = float(fused[position])  # a plain float: numpy scalars leak into JSON
+            if (
+                mode == "hybrid"
+                and query.expected
+                and sentence is not None
+                and sentence_fits(query.expected, self.index.sentence_text(sentence))
+            ):
+                score += tuning.answer_type_bonus * best
+            scored.append((score, position, row, sentence))
+        scored.sort(key=lambda item: -item[0])
+
+        picked: list[Ranked] = []
+        picked_grams: list[set[str]] = []
+        for score, position, row, sentence in scored:
+            chunk = self.index.chunks[row]
+            article = self.index.articles[chunk.source]
+            shown = [p.context for p in picked if p.source == chunk.source]
+            context = self.context(article, sentence, row, shown)
+            if context is None:
+                continue  # its answering sentence is already on screen in another result
+            grams = _bigrams(article.text[context[0] : context[1]])
+            if any(self._duplicates(grams, other) for other in picked_grams):
+                continue
+            picked.append(
+                Ranked(
+                    row=row,
+                    score=score,
+                    dense=float(dense[position]),
+                    lexical=float(lexical[position]),
+                    sentence=sentence,
+                    sentence_cosine=sentence_cos[sentence] if sentence is not None else float(dense[position]),
+                    source=chunk.source,
+                    context=context,
+                )
+            )
+            picked_grams.append(grams)
+            if len(picked) == k:
+                break
+        return picked
+
+    def _lexical_weight(self, query: Query) -> float:
+        # BM25 counts only as much as the question's terms occur in the articles at
+        # all; translated English terms are ambiguous, so they count for less.
+        weight = self.tuning.english_lexical_weight if query.is_english else 1.0
+        return weight * query.known_share
+
+    def _answering_sentence(self, sentences: range, cosine: dict[int, float], query: Query) -> int | None:
+        """The sentence of a passage that best answers: similar to the question and
+        holding its terms (they pin down names and numbers; the similarity carries
+        English questions, whose terms never occur in Chinese text)."""
+        if not sentences:
+            return None
+        sims = np.array([cosine[s] for s in sentences])
+        coverage = np.array([term_coverage(list(query.terms), "", self.index.sentences.form[s]) for s in sentences])
+        combined = coverage + self.tuning.sentence_similarity_weight * (sims - sims.mean())
+        return sentences[int(np.argmax(combined))]
+
+    def context(
+        self, article: Article, sentence: int | None, row: int, shown: list[tuple[int, int]] = ()
+    ) -> tuple[int, int] | None:
+        """Article offsets of what a reader gets: the answering sentence and its
+        neighbours, inside its paragraph and outside the stretches `shown` already,
+        up to `context_chars` characters; None when the sentence itself is shown."""
+        if sentence is None:
+            chunk = self.index.chunks[row]
+            start, end = chunk.start, chunk.end
+        else:
+            start, end = int(self.index.sentences.start[sentence]), int(self.index.sentences.end[sentence])
+        if any(a < end and start < b for a, b in shown):
+            return None
+        # Two results from one long paragraph show two windows side by side, never the
+        # same text twice: a second answering sentence is often where the answer is.
+        low = max((b for a, b in shown if b <= start), default=0)
+        high = min((a for a, b in shown if a >= end), default=len(article.text))
+        if sentence is None:
+            return max(start, low), min(end, high)
+        return context_window(article.text, start, end, self.tuning.context_chars, low, high)
+
+    def _duplicates(self, a: set[str], b: set[str]) -> bool:
+        if not a or not b:
+            return False
+        shared = len(a & b)
+        return (
+            shared / min(len(a), len(b)) >= self.tuning.duplicate_containment
+            or shared / (len(a) + len(b) - shared) >= self.tuning.duplicate_jaccard
+        )
+
+    # -- hits ----------------------------------------------------------------------
+
+    def changes(self) -> list[str]:
+        """What changed in the corpus since this index was built (at most one look a second)."""
+        return fresh_changes(self.index, self.settings)
+
+    def stale_note(self) -> str:
+        """"" when the index matches the corpus, else one line naming what changed."""
+        return stale_note(self.changes(), self.settings)
+
+    def retrieve(self, question: str, k: int | None = None, mode: Mode = "hybrid", where: Filter | None = None) -> list[Hit]:
+        """The passages that best answer `question`, best first, with citations and highlights."""
+        k = validate_k(k if k is not None else self.settings.top_k)
+        return self.to_hits(self.rank(self.analyse(question), k, mode, where), mode)
+
+    def to_hits(self, ranked: list[Ranked], mode: Mode = "hybrid") -> list[Hit]:
+        top = ranked[0].score if ranked else 1.0
+        hits = []
+        for r in ranked:
+            article = self.index.articles[r.source]
+            start, end = r.context
+            highlight = None
+            if r.sentence is not None:
+                highlight = (int(self.index.sentences.start[r.sentence]), int(self.index.sentences.end[r.sentence]))
+            paragraph = article.paragraph_at(start)
+            text = article.text[start:end]
+            hits.append(
+                Hit(
+                    text=text,
+                    score=round(_display_score(r, mode, top), 4),
+                    title=article.title,
+                    source=article.source,
+                    start=start,
+                    end=end,
+                    citation=citation(article, paragraph, paragraph + text.count("\n")),
+                    date=article.date,
+                    paragraph=paragraph,
+                    highlight=highlight,
+                    dense_score=r.dense,
+                    lexical_score=r.lexical,
+                )
+            )
+        return hits
+
+    def passage_text(self, ranked: Ranked) -> str:
+        """The text a reader gets for a result (what evaluation matches gold against)."""
+        return self.index.articles[ranked.source].text[ranked.context[0] : ranked.context[1]]
+
+
+def context_window(text: str, start: int, end: int, limit: int, low: int = 0, high: int | None = None) -> tuple[int, int]:
+    """The paragraph of `text` holding `start:end` if it fits in `limit` characters,
+    else the sentences around it, growing right then left, that fit (never less than
+    the sentence itself); never outside `low:high`."""
+    high = len(text) if high is None else high
+    paragraph_start = max(low, text.rfind("\n", 0, start) + 1)
+    paragraph_end = text.find("\n", end)
+    paragraph_end = min(high, len(text) if paragraph_end < 0 else paragraph_end)
+    if paragraph_end - paragraph_start <= limit:
+        return paragraph_start, paragraph_end
+    spans = sentence_spans(text[paragraph_start:paragraph_end], paragraph_start)
+    first = last = next((i for i, s in enumerate(spans) if s.start <= start < s.end), None)
+    if first is None:
+        return start, end
+    grown = True
+    while grown:
+        grown = False
+        # Right first: a sentence after the answer usually completes it; one before
+        # usually sets it up.
+        if last + 1 < len(spans) and spans[last + 1].end - spans[first].start <= limit:
+            last += 1
+            grown = True
+        if first > 0 and spans[last].end - spans[first - 1].start <= limit:
+            first -= 1
+            grown = True
+    # Sentences were cut per passage at build time and here per paragraph: where the two
+    # disagree (overlapping passages), the window still holds the whole highlight.
+    return min(spans[first].start, start), max(spans[last].end, end)
+
+
+def describe(where: Filter) -> str:
+    """A filter in a few words, for messages."""
+    parts = []
+    if where.sources is not None:
+        names = sorted(where.sources)
+        parts.append("articles " + ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
+    if where.date_from or where.date_to:
+        parts.append(f"dates {where.date_from or '…'} to {where.date_to or '…'}")
+    return "; ".join(parts)
+
+
+def _display_score(r: Ranked, mode: Mode, top: float) -> float:
+    # Fused scores are only meaningful relative to each other; shown relative to the
+    # best passage (1.0), they read as "how close to the best match".
+    if mode == "hybrid":
+        return r.score / top if top > 0 else 0.0
+    return r.score
+
+
+def citation(article: Article, first: int, last: int) -> str:
+    """One readable line: 《title》 (publication, source, date) ¶paragraph, or ¶first-last."""
+    details = ", ".join(part for part in (article.publication, article.source, article.date) if part)
+    where = f"¶{first}" if last == first else f"¶{first}-{last}"
+    return f"《{article.title}》 ({details}) {where}"
+
+
+def rrf(rankings: list[np.ndarray], weights: list[float], k: int = 60) -> np.ndarray:
+    """Weighted reciprocal rank fusion; a candidate a ranking scores 0 or less gets nothing from it."""
+    n = len(rankings[0])
+    fused = np.zeros(n, dtype=np.float64)
+    for scores, weight in zip(rankings, weights):
+        order = np.argsort(-scores, kind="stable")
+        ranks = np.empty(n, dtype=np.int64)
+        ranks[order] = np.arange(1, n + 1)
+        contribution = weight / (k + ranks)
+        contribution[scores <= 0] = 0.0
+        fused += contribution
+    return fused
+
+
+_NOT_WORD = re.compile(r"\W+")
+
+
+def _bigrams(text: str) -> set[str]:
+    # Near-duplicates within one corpus share a script, so the raw text's letters and
+    # digits do; no OpenCC pass is needed here.
+    form = _NOT_WORD.sub("", text.lower())
+    return {form[i : i + 2] for i in range(len(form) - 1)}
+
+
+_RETRIEVERS: dict[tuple, Retriever] = {}
+
+
+def get_retriever(settings: Settings | None = None, encoder=None) -> Retriever:
+    """A cached retriever for these settings, on the index as it is on disk now: after a
+    rebuild swaps in, the next call returns one on the new index (no restart needed).
+    A caller holding one keeps answering from its index, so a swap fails no question.
+
+    `encoder` replaces the model of `settings` (the web chat passes its micro-batching
+    wrapper of it)."""
+    settings = settings or Settings.load()
+    index = load_index(settings)
+    key = (settings, id(index), id(encoder))
+    retriever = _RETRIEVERS.get(key)
+    if retriever is None:
+        if encoder is None:
+            from qa.embed.factory import load_encoder
+
+            encoder = load_encoder(settings)
+        retriever = Retriever(index, encoder, settings)
+        _RETRIEVERS.clear()  # one index at a time is all a process serves
+        _RETRIEVERS[key] = retriever
+    return retriever
+
+
+def retrieve(
+    question: str,
+    k: int | None = None,
+    *,
+    mode: Mode = "hybrid",
+    where: Filter | None = None,
+    settings: Settings | None = None,
+) -> list[Hit]:
+    """The passages of the indexed articles that best answer `question`.
+
+    While articles were added, changed or removed since the last build, the answer
+    comes from the index as built, and a warning on the "qa" logger says what
+    changed (`answer()` returns it as `Answer.stale`).
+
+    Args:
+        question: in simplified or traditional Chinese, or English.
+        k: how many passages (1-50); defaults to the `top_k` setting (5).
+        mode: "hybrid" (default), "dense" or "lexical".
+        where: only these articles (`Filter(sources=..., date_from=..., date_to=...)`).
+        settings: defaults to `Settings.load()` (environment `QA_*`).
+
+    Returns:
+        Hits, best first: each the answering sentence in its context, with a citation.
+
+    Raises:
+        QuestionError: empty or too long a question.
+        IndexNotFoundError: no index yet (run `qa build`).
+        StaleIndexError: the index was built with other settings (run `qa build`).
+
+    Example:
+        >>> hits = retrieve("知识城与新加坡签署了多少份合作备忘录？", k=3)  # doctest: +SKIP
+        >>> hits[0].citation  # doctest: +SKIP
+    """
+    settings = settings or Settings.load()
+    validate_question(question, settings.max_question_chars)
+    retriever = get_retriever(settings)
+    warn_if_stale(retriever.stale_note())
+    return retriever.retrieve(question, k, mode, where)
+
+
+_WARNED: set[str] = set()
+
+
+def warn_if_stale(note: str) -> None:
+    """Log a stale index once per distinct note, not once per question."""
+    if note and note not in _WARNED:
+        _WARNED.add(note)
+        logging.getLogger("qa").warning(note)

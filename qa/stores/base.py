@@ -1,0 +1,103 @@
+"""The contracts of the stores: `VectorStore` (FAISS here, Milvus past one machine) and
+`LexicalSearch` (BM25 candidates from an engine that holds the passages), and the
+vector-index parameters both backends share.
+
+Cheap to import: numpy only. The backends are `qa.stores.faiss_store`,
+`qa.stores.bm25` and `qa.stores.milvus`; `qa.stores.factory` picks one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from qa.schema import Filter
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """What retrieval needs from a vector store. Row ids are 0..len-1 in insertion order."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def add(self, vectors: np.ndarray) -> None:
+        """Append vectors of shape (n, dimension); row i gets id len(self)+i."""
+
+    def search(
+        self, vectors: np.ndarray, n: int, allowed: np.ndarray | None = None, where: Filter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The `n` nearest rows to each query vector, best first; with `allowed` (row
+        ids), only among those rows (a filter applied inside the search, not after it).
+        `where`, when given, is the article filter `allowed` was made from: a store that
+        holds the articles' metadata (Milvus) filters by it instead of by a list of ids,
+        one that does not (FAISS) ignores it.
+
+        Returns (ids, scores), each of shape (queries, n') with n' <= n; an id of -1
+        pads a row that found fewer; scores are inner products.
+        """
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of rows `ids`, shape (len(ids), dimension)."""
+
+    def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Inner products of one query vector with rows `ids`, shape (len(ids),): what
+        ranking needs of its candidates. A remote store (Milvus) computes them beside
+        the data instead of sending the vectors."""
+
+    def save(self, path: Path) -> None:
+        """Write the store to the file `path`."""
+
+
+def as_matrix(vectors: np.ndarray, dimension: int) -> np.ndarray:
+    """`vectors` as a C-contiguous float32 (n, dimension) array, or ValueError."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors.reshape(1, -1)
+    if vectors.ndim != 2 or vectors.shape[1] != dimension:
+        raise ValueError(f"expected vectors of shape (n, {dimension}), got {vectors.shape}")
+    return vectors
+
+
+# Exact search costs about 0.05 ms per 1,000 vectors on one core (measured by
+# qa/bench/scale.py), so below this many rows it stays under ~3 ms a question.
+EXACT_BELOW = 50_000
+# HNSW graph degree, build breadth and search breadth (a search looks at
+# max(HNSW_EF_SEARCH, n) candidates), measured with qa/bench/run.py's stand-in passages
+# (sums of real sentence vectors) and real questions, top 100 as the retriever asks:
+#   100k stand-ins, Recall@10:  M 32/efC 80/efS 128: 0.789 (0.37 ms);  M 48/200/256: 0.944 (0.86 ms)
+#   16,809 real vectors (cmrc2018-trial + drcd-dev passages and sentences): 0.969 and 0.975,
+#   the ceiling there (identical texts tie).
+# Stand-ins crowd more than real vectors (their 1st and 10th neighbours are 0.009 apart
+# in cosine, real ones 0.046), so they are the harder case; the wider graph costs about
+# half a millisecond a search, 12% more memory than M 32 (1.27x the raw vectors) and 2.7x
+# the graph's build time, which is still a few percent of embedding the same texts.
+HNSW_M = 48
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 256
+KINDS = ("flat", "hnsw")
+
+
+def kind_for(rows: int, choice: str = "auto") -> str:
+    """The index kind for a store of `rows` vectors: exact when that is cheap, unless
+    `choice` (Settings.vector_index) names one."""
+    if choice in KINDS:
+        return choice
+    return "flat" if rows < EXACT_BELOW else "hnsw"
+
+
+@runtime_checkable
+class LexicalSearch(Protocol):
+    """BM25's best passages from an engine that holds them itself (Milvus), in place of
+    ranking `LexicalIndex.term_scores` over every passage here. The scores that fusion
+    and the judge read still come from `LexicalIndex`, so both stores rank alike."""
+
+    def search(
+        self, text: str, n: int, allowed: np.ndarray | None = None, where: Filter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the `n` passages that score best for the question text `text`
+        (`Query.lexical_query`), best first, among the rows `allowed` or the articles
+        `where` lets through; (rows, scores), scores higher is better."""
