@@ -1,9 +1,48 @@
-"""Retrieval question answering over Chinese news articles, with cited passages."""
+"""Retrieval question answering over Chinese news articles, with cited passages.
 
-from qa.search.answer import answer
-from qa.index.build import build_index
-from qa.search.retriever import retrieve
-from qa.schema import Answer, Hit
-from qa.settings import Settings
+    >>> import qa
+    >>> result = qa.answer("知识城与新加坡签署了多少份合作备忘录？")  # doctest: +SKIP
+    >>> print(result.passages[0].citation)  # doctest: +SKIP
 
-__all__ = ["Answer", "Hit", "Settings", "answer", "build_index", "retrieve"]
+Importing `qa` is cheap: the public names below are loaded on first use, so the CLI's
+`--help`, the error classes and the settings never pay for numpy, FAISS or the model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# Public name -> the module that defines it, imported when the name is first used.
+_PUBLIC = {
+    "answer": "qa.api",
+    "retrieve": "qa.api",
+    "build_index": "qa.api",
+    "Answer": "qa.schema",
+    "Filter": "qa.schema",
+    "Hit": "qa.schema",
+    "Settings": "qa.settings",
+}
+
+__all__ = ["Answer", "Filter", "Hit", "Settings", "__version__", "answer", "build_index", "retrieve"]
+
+if TYPE_CHECKING:
+    from qa.api import answer, build_index, retrieve
+    from qa.schema import Answer, Filter, Hit
+    from qa.settings import Settings
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qa' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

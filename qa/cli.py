@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+from qa import __version__
+from qa.config import CONFIG_FILE, CONFIG_VARIABLE
 from qa.errors import QAError
 from qa.limits import MAX_K, MODES
 from qa.settings import Settings
@@ -27,7 +30,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from qa.index.build import build_index
+    from qa.api import build_index
 
     summary = build_index(_settings(args), progress=not args.quiet, log=None if args.quiet else _log, full=args.full)
     print(summary)
@@ -35,13 +38,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from qa.search.answer import answer, highlighted
     from qa.schema import Filter
+    from qa.search.answer import answer, highlighted
 
     where = Filter(
         sources=frozenset(args.source) if args.source else None, date_from=args.since or "", date_to=args.until or ""
     )
-    result = answer(args.question, args.k, mode=args.mode, show_unrelated=args.all, settings=_settings(args), where=where)
+    result = answer(
+        args.question, args.k, mode=args.mode, show_unrelated=args.all, settings=_settings(args), where=where
+    )
     if result.stale:
         _log(f"qa: note: {result.stale}")
     if args.json:
@@ -73,9 +78,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         store = status["store"]
         if store["kind"] == "milvus":
             collections = ", ".join(store["collections"].values())
-            print(f"vectors and BM25 candidates: Milvus at {store['uri']}, collections {collections} (generation {store['generation']})")
+            print(
+                f"vectors and BM25 candidates: Milvus at {store['uri']}, collections {collections} (generation {store['generation']})"
+            )
         if status["changes"]:
-            print(f"corpus changed since the build: {', '.join(status['changes'])}; run `qa build` (until then, answers come from this index)")
+            print(
+                f"corpus changed since the build: {', '.join(status['changes'])}; run `qa build` (until then, answers come from this index)"
+            )
         if status["building"]:
             print("a build is running now; questions are answered from this index until it finishes")
         for item in status["skipped"]:
@@ -108,7 +117,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.verbose:
             for r in results:
                 mark = "-" if r.question.unanswerable else (r.first_answer_rank or "miss")
-                print(f"    {r.question.id}: first answer at {mark}, {r.verdict} ({r.probability:.2f})  {r.question.question}")
+                print(
+                    f"    {r.question.id}: first answer at {mark}, {r.verdict} ({r.probability:.2f})  {r.question.question}"
+                )
     return 0
 
 
@@ -125,6 +136,12 @@ def _log(message: str) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Cited answers from a folder of Chinese news articles.")
+    parser.add_argument("--version", action="version", version=f"qa {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"config file (default: ${CONFIG_VARIABLE} or ./{CONFIG_FILE}; see docs/settings.md)",
+    )
     parser.add_argument("--corpus", help="corpus folder (default: $QA_CORPUS_DIR or corpus/)")
     parser.add_argument("--index", help="index folder (default: $QA_INDEX_DIR or index/)")
     parser.add_argument("--model", help="embedding model (default: $QA_EMBED_MODEL or the bundled offline model)")
@@ -132,7 +149,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser("build", help="bring the index up to date with the corpus (only what changed)")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    build.add_argument("--full", action="store_true", help="rebuild every article instead of only added and changed ones")
+    build.add_argument(
+        "--full", action="store_true", help="rebuild every article instead of only added and changed ones"
+    )
     build.set_defaults(run=cmd_build)
 
     ask = commands.add_parser("ask", help="ask a question")
@@ -141,7 +160,12 @@ def make_parser() -> argparse.ArgumentParser:
     ask.add_argument("--mode", choices=MODES[::-1], default="hybrid")
     ask.add_argument("--all", action="store_true", help="show the closest passages even when none is relevant")
     ask.add_argument("--json", action="store_true", help="machine-readable output")
-    ask.add_argument("--source", action="append", metavar="FILE", help="only this article (repeatable; as `qa status --json` lists them)")
+    ask.add_argument(
+        "--source",
+        action="append",
+        metavar="FILE",
+        help="only this article (repeatable; as `qa status --json` lists them)",
+    )
     ask.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after this day")
     ask.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
     ask.set_defaults(run=cmd_ask)
@@ -151,7 +175,8 @@ def make_parser() -> argparse.ArgumentParser:
     status.set_defaults(run=cmd_status)
 
     evaluation = commands.add_parser(
-        "eval", help="measure retrieval on a question file (JSON lines) or a benchmark folder (corpus/ + questions.jsonl)"
+        "eval",
+        help="measure retrieval on a question file (JSON lines) or a benchmark folder (corpus/ + questions.jsonl)",
     )
     evaluation.add_argument("target", metavar="FILE_OR_FOLDER")
     evaluation.add_argument("--mode", choices=[*MODES[::-1], "all"], default="all")
@@ -168,6 +193,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    if args.config:
+        # Through the environment, so the web chat's rebuilds and settings see it too.
+        os.environ[CONFIG_VARIABLE] = args.config
     try:
         return args.run(args)
     except QAError as error:  # a user's mistake or a fixable state: one line, no traceback

@@ -23,8 +23,7 @@ def validate_question(question: str, max_chars: int) -> str:
         raise QuestionError("the question is empty; type a question about the articles")
     if len(question) > max_chars:
         raise QuestionError(
-            f"the question is {len(question)} characters long; the limit is "
-            f"{max_chars}: ask about one thing at a time"
+            f"the question is {len(question)} characters long; the limit is {max_chars}: ask about one thing at a time"
         )
     return question
 

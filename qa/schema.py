@@ -64,7 +64,7 @@ class Filter:
     def __bool__(self) -> bool:
         return self.sources is not None or bool(self.date_from or self.date_to)
 
-    def allows(self, article: "Article") -> bool:
+    def allows(self, article: Article) -> bool:
         if self.sources is not None and article.source not in self.sources:
             return False
         if self.date_from or self.date_to:

@@ -1,4 +1,6 @@
-"""Settings: defaults, then `QA_*` environment variables, then explicit arguments."""
+"""Settings: defaults, then the config file (`qa.toml`, qa/config.py), then `QA_*`
+environment variables, then explicit arguments. Every setting: docs/settings.md.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from qa.config import WEB_KEYS, read_config
 from qa.errors import SettingsError
 from qa.limits import MAX_K
 
@@ -150,16 +153,27 @@ class Settings:
         return self.embed_model + _VECTOR_SUFFIX[self.backend]
 
     @classmethod
-    def load(cls, **overrides: Any) -> "Settings":
-        """Build settings from defaults, then the environment, then `overrides`.
+    def load(cls, **overrides: Any) -> Settings:
+        """Build settings from defaults, then the config file, then the environment,
+        then `overrides`.
 
         Overrides whose value is None are ignored, so callers can pass optional
         arguments straight through.
 
         Raises:
-            SettingsError: a value is malformed or out of range; the message names it.
+            SettingsError: a value is malformed or out of range, or the config file
+                names an unknown setting; the message names it (and the file).
         """
         values: dict[str, Any] = {}
+        config = read_config()
+        source = config.pop("__file__", None)
+        for name, value in config.items():
+            if name in WEB_KEYS:
+                continue  # the web chat's (qa.serve.limits.WebSettings)
+            try:
+                values[name] = _coerce(name, value)
+            except SettingsError as error:
+                raise SettingsError(f"config file {source}: {error}") from None
         for field in fields(cls):
             env_name = cls._ENV.get(field.name)
             raw = os.environ.get(env_name) if env_name else None
@@ -168,7 +182,12 @@ class Settings:
         for name, value in overrides.items():
             if value is not None:
                 values[name] = _coerce(name, value)
-        return replace(cls(), **values)
+        try:
+            return replace(cls(), **values)
+        except SettingsError as error:
+            if source is None:
+                raise
+            raise SettingsError(f"{error} (settings come from {source}, QA_* variables and flags)") from None
 
     def index_shape(self) -> dict[str, Any]:
         """The settings that change what is stored in the index."""

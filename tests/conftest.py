@@ -127,7 +127,18 @@ def milvus_server(tmp_path_factory):
         port = probe.getsockname()[1]
     log = open(data_dir.parent / "server.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "milvus_lite",
+            "server",
+            "--data-dir",
+            str(data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -139,7 +150,9 @@ def milvus_server(tmp_path_factory):
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"milvus-lite server did not start: {(data_dir.parent / 'server.log').read_text()}")
+                raise RuntimeError(
+                    f"milvus-lite server did not start: {(data_dir.parent / 'server.log').read_text()}"
+                ) from None
             time.sleep(0.2)
     yield f"http://127.0.0.1:{port}"
     process.send_signal(signal.SIGINT)  # its graceful shutdown closes the database

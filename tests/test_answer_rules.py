@@ -7,10 +7,10 @@ import pytest
 
 from qa.search.answer import question_language
 from qa.search.answer_type import LIST, QUANTITY, TIME, expected_answer, sentence_fits
+from qa.search.passages import rrf
 from qa.search.query import unknown_share
 from qa.stores.bm25 import LexicalIndex
 from qa.text.tokens import content_words
-from qa.search.retriever import rrf
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 MEMORANDA = "知识城与新加坡签署了多少份合作备忘录？"
@@ -233,18 +232,33 @@ def test_eval_of_a_benchmark_folder_indexes_it_once_and_applies_the_source_rule(
         # only in `own`, so under the source rule it is never answered.
         {"id": "other", "q": MEMORANDA, "gold": ["81份合作备忘录"], "source": "luoyang-science-bureau.txt"},
     ]
-    (bench / "questions.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records), encoding="utf-8")
+    (bench / "questions.jsonl").write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in records), encoding="utf-8"
+    )
     cache = tmp_path / "cache"
     shutil.copytree(real_index.settings.cache_dir / "models", cache / "models")  # the converted model, not the index
 
-    first = run_qa("eval", str(bench), "--json", "--mode", "hybrid", cwd=tmp_path, corpus=tmp_path / "x", index=tmp_path / "y", cache=cache, timeout=600)
+    first = run_qa(
+        "eval",
+        str(bench),
+        "--json",
+        "--mode",
+        "hybrid",
+        cwd=tmp_path,
+        corpus=tmp_path / "x",
+        index=tmp_path / "y",
+        cache=cache,
+        timeout=600,
+    )
     assert first.returncode == 0, first.stderr
     (metrics,) = json.loads(first.stdout)
     assert metrics["recall_at_1"] == pytest.approx(0.5) and metrics["answerable"] == 2
     assert list((cache / "bench").glob("bench-*/manifest.json")), "the benchmark is indexed in the cache"
     assert not (tmp_path / "y").exists()  # the user's own index is not touched
 
-    again = run_qa("eval", str(bench), "--mode", "hybrid", cwd=tmp_path, corpus=tmp_path / "x", index=tmp_path / "y", cache=cache)
+    again = run_qa(
+        "eval", str(bench), "--mode", "hybrid", cwd=tmp_path, corpus=tmp_path / "x", index=tmp_path / "y", cache=cache
+    )
     assert again.returncode == 0, again.stderr
     assert "building" not in again.stderr  # indexed once, reused while the corpus is unchanged
     assert "R@1 0.500" in again.stdout

@@ -6,13 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
+from qa.errors import CorpusError
 from qa.ingest.chunking import chunk_article, chunk_corpus
 from qa.ingest.clean import clean_text
 from qa.ingest.corpus import load_article, load_corpus
-from qa.errors import CorpusError
-
-from conftest import REPO
 
 CORPUS = REPO / "corpus"
 PINYIN_AFTER_HAN = re.compile(r"[\u4e00-\u9fff]\([a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]+\)")

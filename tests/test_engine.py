@@ -8,17 +8,17 @@ import shutil
 import time
 
 import pytest
+from conftest import REPO
 
 from qa.index import freshness as index_module
 from qa.index.build import build_index
 from qa.index.freshness import fresh_changes
 from qa.index.read import load_index
 from qa.search.judge import FEATURES, JudgeParams, judge, load_params
-from qa.search.retriever import Retriever, context_window
+from qa.search.passages import context_window
+from qa.search.retriever import Retriever
 from qa.settings import Settings
 from qa.tuning import DEFAULT_TUNING
-
-from conftest import REPO
 
 
 @pytest.fixture
@@ -77,7 +77,9 @@ def test_ranking_reads_the_vectors_of_candidates_only(retriever, monkeypatch):
     store = retriever.index.vectors
     original = store.vectors
     monkeypatch.setattr(store, "vectors", lambda ids: read.append(len(ids)) or original(ids))
-    monkeypatch.setattr(retriever, "tuning", type(tuning)(**{**tuning.to_dict(), "dense_candidates": 5, "lexical_candidates": 5}))
+    monkeypatch.setattr(
+        retriever, "tuning", type(tuning)(**{**tuning.to_dict(), "dense_candidates": 5, "lexical_candidates": 5})
+    )
     retriever.rank(retriever.analyse("昆山高新区发放了多少份安全宣传资料？"), 3)
     # At most 5 sentences' passages + 5 passages + 5 BM25 passages, of the corpus's 70.
     assert read and read[0] <= 15 < len(retriever.index.chunks)

@@ -91,6 +91,7 @@ def test_a_damaged_benchmark_cache_is_rebuilt_not_blamed_on_the_user(tmp_path, f
     import shutil
 
     from conftest import REPO
+
     from qa.eval.evaluate import benchmark_settings, ensure_index
     from qa.index.read import load_index
     from qa.settings import Settings

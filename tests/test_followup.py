@@ -15,14 +15,27 @@ from qa.search.followup import resolve_followup, resolve_history
         ("昆山呢?", "洛阳将实施什么人才计划？", "昆山将实施什么人才计划？"),
         ("那洛陽呢？", "知識城在人形機器人領域有布局嗎？", "洛陽在人形機器人領域有布局嗎？"),
         ("那有多少人参加？", "研讨会在哪里举办？", "研讨会有多少人参加？"),
-        ("它的规划期是哪几年？", "中新广州知识城总体发展规划的目标是什么？", "中新广州知识城总体发展规划的规划期是哪几年？"),
-        ("And Kunshan?", "What talent programme does Luoyang plan to implement?",
-         "What talent programme does Kunshan plan to implement?"),
-        ("What about Luoyang?", "How many memoranda did Knowledge City sign with Singapore?",
-         "How many memoranda did Luoyang sign with Singapore?"),
+        (
+            "它的规划期是哪几年？",
+            "中新广州知识城总体发展规划的目标是什么？",
+            "中新广州知识城总体发展规划的规划期是哪几年？",
+        ),
+        (
+            "And Kunshan?",
+            "What talent programme does Luoyang plan to implement?",
+            "What talent programme does Kunshan plan to implement?",
+        ),
+        (
+            "What about Luoyang?",
+            "How many memoranda did Knowledge City sign with Singapore?",
+            "How many memoranda did Luoyang sign with Singapore?",
+        ),
         ("When was it founded?", "What does Knowledge City focus on?", "When was Knowledge City founded?"),
-        ("And what about Kunshan?", "What talent programme does Luoyang plan to implement?",
-         "What talent programme does Kunshan plan to implement?"),
+        (
+            "And what about Kunshan?",
+            "What talent programme does Luoyang plan to implement?",
+            "What talent programme does Kunshan plan to implement?",
+        ),
     ],
 )
 def test_follow_up_becomes_a_standalone_question(question, previous, expected):

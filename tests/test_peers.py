@@ -7,11 +7,19 @@ from pathlib import Path
 
 import pytest
 
-
 ARTICLES = {
-    "east-lake.txt": ("东湖科技园去年成绩单", "东湖科技园2019年新引进企业一百二十家，园区总产值达到八百亿元。园区负责人表示，明年将继续扩大招商规模。"),
-    "west-hill-port.txt": ("西山港口吞吐量创新高", "西山港口2019年完成集装箱吞吐量三百万标箱，同比增长百分之十二。港口集团计划新建两个深水泊位。"),
-    "south-lake-park.txt": ("南湖公园改造完工", "南湖公园改造工程于今年五月完工，新增绿地面积五万平方米，市民可免费入园游览。"),
+    "east-lake.txt": (
+        "东湖科技园去年成绩单",
+        "东湖科技园2019年新引进企业一百二十家，园区总产值达到八百亿元。园区负责人表示，明年将继续扩大招商规模。",
+    ),
+    "west-hill-port.txt": (
+        "西山港口吞吐量创新高",
+        "西山港口2019年完成集装箱吞吐量三百万标箱，同比增长百分之十二。港口集团计划新建两个深水泊位。",
+    ),
+    "south-lake-park.txt": (
+        "南湖公园改造完工",
+        "南湖公园改造工程于今年五月完工，新增绿地面积五万平方米，市民可免费入园游览。",
+    ),
 }
 
 
@@ -35,12 +43,15 @@ def test_bm25s_jieba_peer_ranks_the_right_article_and_checks_source(tmp_path):
     for name, (title, text) in ARTICLES.items():
         (corpus / name).write_text(f"---\ntitle: {title}\ndate: 2020-01-15\n---\n{text}\n", encoding="utf-8")
 
-    questions = _write_questions(tmp_path / "q.jsonl", [
-        {"id": "a", "q": "东湖科技园新引进了多少家企业？", "gold": ["一百二十家"], "source": "east-lake.txt"},
-        {"id": "b", "q": "西山港口集装箱吞吐量是多少？", "gold": ["三百万标箱"], "source": "west-hill-port.txt"},
-        # Skipped for recall: peers have no "nothing found" answer.
-        {"id": "c", "q": "北海机场有几条跑道？", "gold": [], "unanswerable": True},
-    ])
+    questions = _write_questions(
+        tmp_path / "q.jsonl",
+        [
+            {"id": "a", "q": "东湖科技园新引进了多少家企业？", "gold": ["一百二十家"], "source": "east-lake.txt"},
+            {"id": "b", "q": "西山港口集装箱吞吐量是多少？", "gold": ["三百万标箱"], "source": "west-hill-port.txt"},
+            # Skipped for recall: peers have no "nothing found" answer.
+            {"id": "c", "q": "北海机场有几条跑道？", "gold": [], "unanswerable": True},
+        ],
+    )
     result = peers.run_peer("bm25s-jieba", corpus, questions)
     assert result["peer"] == "bm25s-jieba"
     assert result["questions"] == 2
@@ -50,9 +61,17 @@ def test_bm25s_jieba_peer_ranks_the_right_article_and_checks_source(tmp_path):
 
     # "2019年" is in the top chunk (west-hill-port), but the question names an
     # article that does not hold it, so no chunk counts.
-    wrong_source = _write_questions(tmp_path / "wrong.jsonl", [
-        {"id": "d", "q": "西山港口哪一年完成集装箱吞吐量三百万标箱？", "gold": ["2019年"], "source": "south-lake-park.txt"},
-    ])
+    wrong_source = _write_questions(
+        tmp_path / "wrong.jsonl",
+        [
+            {
+                "id": "d",
+                "q": "西山港口哪一年完成集装箱吞吐量三百万标箱？",
+                "gold": ["2019年"],
+                "source": "south-lake-park.txt",
+            },
+        ],
+    )
     result = peers.run_peer("bm25s-jieba", corpus, wrong_source)
     assert result["r_at_1"] == 0.0
     assert result["r_at_5"] == 0.0

@@ -18,15 +18,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from test_corpus import paragraph_breaks_inside_sentences
 
 import qa.ingest.corpus
+from qa.errors import CorpusError
 from qa.ingest.clean import clean_text
 from qa.ingest.corpus import ARTICLE_SUFFIXES, article_files, load_article, load_corpus
-from qa.errors import CorpusError
 from qa.ingest.decode import decode_text
 from qa.ingest.readers import fix_radicals, join_printed_lines
-
-from test_corpus import paragraph_breaks_inside_sentences
 
 # Real-looking news in both scripts; the traditional one is the Big5 case that used to
 # be read as GB18030 and indexed as mojibake.
@@ -211,10 +210,15 @@ def test_front_matter_gives_the_metadata(tmp_path):
     path = write(
         tmp_path,
         "fm.md",
-        "---\ntitle: 标题\ndate: 2021-08-24\n# a comment\n\npublication: \"南方日报\"\n---\n正文一句。\n".encode("gbk"),
+        '---\ntitle: 标题\ndate: 2021-08-24\n# a comment\n\npublication: "南方日报"\n---\n正文一句。\n'.encode("gbk"),
     )
     article = load_article(path)
-    assert (article.title, article.date, article.publication, article.text) == ("标题", "2021-08-24", "南方日报", "正文一句。")
+    assert (article.title, article.date, article.publication, article.text) == (
+        "标题",
+        "2021-08-24",
+        "南方日报",
+        "正文一句。",
+    )
 
 
 def test_unclosed_front_matter_is_refused_rather_than_indexed_as_text(tmp_path):

@@ -11,15 +11,14 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import EVAL_FILE, REPO
 
 import qa
-from qa.search.answer import question_language
-from qa.ingest.corpus import load_article
 from qa.eval.evaluate import answers, evaluate, load_questions
-from qa.index.build import context_prefix
+from qa.index.embedding import context_prefix
+from qa.ingest.corpus import load_article
+from qa.search.answer import question_language
 from qa.text.script import to_simplified_chars
-
-from conftest import EVAL_FILE, REPO
 
 pytestmark = pytest.mark.model
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
-from qa.ingest.corpus import load_corpus
+from qa.bench import generate
 from qa.index.build import build_index
 from qa.index.read import load_index
+from qa.ingest.corpus import load_corpus
 from qa.search.retriever import Retriever
 from qa.settings import Settings
 
@@ -68,7 +68,7 @@ def test_index_of_generated_articles_answers_from_them(scale, generated, tmp_pat
     # A sentence of one article as the question. Which passages come first is not
     # checked: the stand-in's vectors are noise, so the dense half of the ranking is too.
     article = load_corpus(generated)[3]
-    sentence = next(s for s in scale._SENTENCE.findall(article.text) if len(s) >= 15)
+    sentence = next(s for s in generate._SENTENCE.findall(article.text) if len(s) >= 15)
     hits = Retriever(load_index(settings), encoder, settings).retrieve(sentence, 5)
     names = {path.name for path in generated.iterdir()}
     assert hits and {hit.source for hit in hits} <= names

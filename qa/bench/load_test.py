@@ -29,11 +29,14 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from qa.eval.checkout import ROOT as REPO
 from qa.eval.timing import percentile
 
-from qa.eval.checkout import ROOT as REPO
-QUESTION_FILES = [REPO / "eval" / "dev_questions.jsonl", REPO / "eval" / "extra_questions.jsonl",
-                  REPO.parent / "shared" / "eval" / "dev_questions.jsonl"]
+QUESTION_FILES = [
+    REPO / "eval" / "dev_questions.jsonl",
+    REPO / "eval" / "extra_questions.jsonl",
+    REPO.parent / "shared" / "eval" / "dev_questions.jsonl",
+]
 
 
 def load_questions() -> list[str]:
@@ -159,9 +162,17 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, QA_CORPUS_DIR=str(workdir / "corpus"), QA_INDEX_DIR=str(workdir / "index"),
-               QA_PORT=str(port), QA_HOST="127.0.0.1", QA_RATE_LIMIT="0", PYTHONPATH=str(REPO),
-               OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ,
+        QA_CORPUS_DIR=str(workdir / "corpus"),
+        QA_INDEX_DIR=str(workdir / "index"),
+        QA_PORT=str(port),
+        QA_HOST="127.0.0.1",
+        QA_RATE_LIMIT="0",
+        PYTHONPATH=str(REPO),
+        OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
+        HF_HUB_OFFLINE="1",
+    )
     log = open(workdir / "server.log", "w")
     server = subprocess.Popen([sys.executable, str(REPO / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -243,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             rebuilder.stop.set()
             rebuilder.join(600)
             figures["during_rebuild"].update(
-                rebuilds_finished=rebuilder.finished, rebuilds_failed=rebuilder.failed,
-                rebuild_s=round(statistics.median(rebuilder.seconds), 1) if rebuilder.seconds else None)
+                rebuilds_finished=rebuilder.finished,
+                rebuilds_failed=rebuilder.failed,
+                rebuild_s=round(statistics.median(rebuilder.seconds), 1) if rebuilder.seconds else None,
+            )
         figures["batching"] = _get_json(url, "/api/status")[1].get("batching")
     finally:
         if server is not None:
@@ -259,16 +272,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(figures, ensure_ascii=False, indent=2))
     else:
-        print(f"{'run':<16} {'questions':>9} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'q/s':>6} {'p95/single p50':>15}")
+        print(
+            f"{'run':<16} {'questions':>9} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'q/s':>6} {'p95/single p50':>15}"
+        )
         for name in ("single", "concurrent", "during_rebuild"):
             if name in figures:
                 f = figures[name]
                 ratio = f.get("p95_over_single_p50", "")
-                print(f"{name:<16} {f['questions']:>9} {f['errors']:>6} {f['p50_ms']:>8} {f['p95_ms']:>8} {f['p99_ms']:>8} "
-                      f"{f['questions_per_s']:>6} {ratio:>15}")
+                print(
+                    f"{name:<16} {f['questions']:>9} {f['errors']:>6} {f['p50_ms']:>8} {f['p95_ms']:>8} {f['p99_ms']:>8} "
+                    f"{f['questions_per_s']:>6} {ratio:>15}"
+                )
         if "during_rebuild" in figures:
             f = figures["during_rebuild"]
-            print(f"rebuilds during the run: {f['rebuilds_finished']} finished, {f['rebuilds_failed']} failed, median {f['rebuild_s']} s")
+            print(
+                f"rebuilds during the run: {f['rebuilds_finished']} finished, {f['rebuilds_failed']} failed, median {f['rebuild_s']} s"
+            )
         if figures.get("batching"):
             print(f"micro-batches: {figures['batching']}")
     failed = sum(figures[name]["errors"] for name in ("single", "concurrent", "during_rebuild") if name in figures)

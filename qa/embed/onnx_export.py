@@ -161,8 +161,11 @@ def _export_fp32(model_dir: Path, out: Path) -> None:
             str(out),
             input_names=list(INPUTS),
             output_names=[OUTPUT],
-            dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                          OUTPUT: {0: "batch"}},
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "tokens"},
+                "attention_mask": {0: "batch", 1: "tokens"},
+                OUTPUT: {0: "batch"},
+            },
             opset_version=17,
             do_constant_folding=True,
             dynamo=False,  # the TorchScript exporter needs no onnxscript and handles BERT fine

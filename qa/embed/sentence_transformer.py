@@ -5,8 +5,9 @@ The only module that imports sentence_transformers and torch, when it is loaded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,8 @@ class SentenceTransformerEncoder:
         self._model = _load_sentence_transformer(model, Path(cache_dir), self.device)
         # Renamed get_embedding_dimension in sentence-transformers 6.
         getter = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension", None)
+            self._model, "get_sentence_embedding_dimension", None
+        )
         dim = getter() if getter else None
         if not dim:
             dim = int(self._encode(["dimension probe"], None).shape[1])
@@ -108,8 +110,7 @@ def _load_sentence_transformer(model: str, cache_dir: Path, device: str) -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
         raise ModelError(
-            f"cannot load embedding model {model!r}: sentence-transformers is not installed; "
-            "run `pip install -e .`"
+            f"cannot load embedding model {model!r}: sentence-transformers is not installed; run `pip install -e .`"
         ) from e
     from transformers.utils import logging as hf_logging
 
@@ -145,9 +146,4 @@ def _token_counter(model: Any):
 
 def _looks_like_path(model: str) -> bool:
     # Hub ids are "name" or "owner/name"; anything else is meant as a folder.
-    return (
-        model.startswith((".", "~", "/", "\\"))
-        or "\\" in model
-        or model.count("/") > 1
-        or Path(model).is_absolute()
-    )
+    return model.startswith((".", "~", "/", "\\")) or "\\" in model or model.count("/") > 1 or Path(model).is_absolute()

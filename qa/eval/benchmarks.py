@@ -23,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from qa.eval.checkout import ROOT
-
 from qa.eval.evaluate import benchmark_settings, ensure_index, evaluate, load_questions
 from qa.search.retriever import Retriever
 from qa.settings import Settings
@@ -100,8 +99,11 @@ def main() -> None:
             for peer in PEERS:
                 result = run_peer(peer, Path(set_settings.corpus_dir), questions_path, limit=args.limit or None)
                 summary["sets"][name]["peers"][peer] = result
-                print(f"{name:16s} peer {peer:12s} R@1 {result['r_at_1']:.3f}  R@5 {result['r_at_5']:.3f}  "
-                      f"MRR@10 {result['mrr_at_10']:.3f}  p50 {result['p50_ms']:.0f} ms", flush=True)
+                print(
+                    f"{name:16s} peer {peer:12s} R@1 {result['r_at_1']:.3f}  R@5 {result['r_at_5']:.3f}  "
+                    f"MRR@10 {result['mrr_at_10']:.3f}  p50 {result['p50_ms']:.0f} ms",
+                    flush=True,
+                )
         summary_file = OUT / f"summary-{name.split()[0]}.json"
         summary_file.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     print(table(saved_summary()))

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from qa.errors import IndexCorruptError, IndexNotFoundError, QAError, StaleIndexError
 from qa.search.judge import JudgeParams, judge, load_params
-from qa.text.normalize import eval_form
 from qa.settings import Settings
+from qa.text.normalize import eval_form
 
 DEPTH = 10  # MRR@10 looks at the first ten passages
 QUESTIONS_FILE = "questions.jsonl"
@@ -109,7 +109,9 @@ def load_questions(path: Path) -> list[Question]:
                 )
             )
         except (ValueError, KeyError, TypeError) as error:
-            raise QAError(f"{path} line {number} is not a question record ({error}); see shared/eval/README.md") from error
+            raise QAError(
+                f"{path} line {number} is not a question record ({error}); see shared/eval/README.md"
+            ) from error
     if not questions:
         raise QAError(f"{path} holds no questions")
     return questions

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 from qa.eval.checkout import ROOT
-
 from qa.search.judge import FEATURES, PARAMS_FILE, JudgeParams
 
 MAX_HIDDEN = 0.015  # goal: answerable hidden <= 2% on sets nobody tuned on; a margin kept

@@ -15,9 +15,9 @@ import statistics
 import sys
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from qa.eval.checkout import ROOT
 from qa.eval.timing import percentile
@@ -75,7 +75,9 @@ def langchain_embeddings():
                 warnings.simplefilter("ignore")  # "langchain-community is being sunset" on import
                 from langchain_community.embeddings import HuggingFaceEmbeddings
         except ImportError as error:
-            raise ImportError(f"the langchain peer needs langchain-community: run `{_INSTALL_HINT}` ({error})") from error
+            raise ImportError(
+                f"the langchain peer needs langchain-community: run `{_INSTALL_HINT}` ({error})"
+            ) from error
 
     from qa.embed.convert import ensure_bundled_model
     from qa.settings import Settings
@@ -235,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for set_name, corpus, questions in sets:
         if not corpus.is_dir() or not questions.is_file():
-            print(f"skipping set {set_name}: {corpus if not corpus.is_dir() else questions} is missing", file=sys.stderr)
+            print(
+                f"skipping set {set_name}: {corpus if not corpus.is_dir() else questions} is missing", file=sys.stderr
+            )
             continue
         for peer in peers:
             result = run_peer(peer, corpus, questions, limit=args.limit, set_name=set_name)

@@ -11,9 +11,8 @@ import argparse
 import json
 from dataclasses import replace
 
-from qa.eval.checkout import ROOT
-
 from qa.eval.benchmarks import sets
+from qa.eval.checkout import ROOT
 from qa.eval.evaluate import ensure_index, evaluate, load_questions
 from qa.search.retriever import Retriever
 from qa.settings import Settings
@@ -44,8 +43,11 @@ def main() -> None:
             retriever.tuning = replace(base, **{name: value})
             metrics, _ = evaluate(questions, retriever, args.mode)
             results.setdefault(set_name, {})[raw] = metrics.to_dict()
-            print(f"{set_name:16s} {name}={raw:6s} R@1 {metrics.recall_at_1:.3f}  R@5 {metrics.recall_at_5:.3f}  "
-                  f"MRR@10 {metrics.mrr_at_10:.3f}  p50 {metrics.p50_ms:.0f} ms", flush=True)
+            print(
+                f"{set_name:16s} {name}={raw:6s} R@1 {metrics.recall_at_1:.3f}  R@5 {metrics.recall_at_5:.3f}  "
+                f"MRR@10 {metrics.mrr_at_10:.3f}  p50 {metrics.p50_ms:.0f} ms",
+                flush=True,
+            )
     out = ROOT / ".cache" / "sweeps"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=1), encoding="utf-8")

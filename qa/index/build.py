@@ -31,6 +31,7 @@ from qa.ingest.chunking import chunk_article
 from qa.ingest.corpus import article_files, load_article
 from qa.errors import CorpusError, IndexCorruptError, QAError
 from qa.text.sentences import sentence_spans
+from qa.index.embedding import embedding_texts, encode_in_batches, sentence_rows
 from qa.index.freshness import read_with_digest
 from qa.index.layout import FORMAT_VERSION, MANIFEST, SearchIndex, SentenceTable
 from qa.index.read import forget_cached, read_index, settings_changes
@@ -298,9 +299,8 @@ def _units(article: Article, settings: Settings, stopwatch: Stopwatch) -> Units:
     with stopwatch.timing("chunk"):
         chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
         sentences = [
-            (position, span.start, span.end, match_form(chunk.text[span.start - chunk.start : span.end - chunk.start]))
-            for position, chunk in enumerate(chunks)
-            for span in sentence_spans(chunk.text, chunk.start)
+            (position, start, end, match_form(chunks[position].text[start - chunks[position].start : end - chunks[position].start]))
+            for position, start, end in sentence_rows(chunks)
         ]
     with stopwatch.timing("tokenise"):
         tokens = [tokenize(chunk.text) for chunk in chunks]
@@ -337,33 +337,12 @@ def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
     return units
 
 
-def context_prefix(chunk: Chunk, context: str) -> str:
-    """What goes in front of a passage or sentence for embedding.
-
-    The date lets "in 2024" find the 2024 article; whole titles were measured to
-    hurt (they are long and alike, so they pull every passage of an article
-    together), see README "What the embedding sees".
-    """
-    if context == "date":
-        return f"{chunk.date}\n" if chunk.date else ""
-    if context == "title":
-        return f"{chunk.title}\n"
-    if context == "none":
-        return ""
-    raise ValueError(f"embed_context must be one of {', '.join(CONTEXTS)}, got {context!r}")
-
-
 def _embed(units, settings: Settings, encoder, progress: bool, say) -> tuple[int, str]:
     """Embed every passage and sentence of `units` in place; (texts embedded, model name)."""
     units = list(units)
     texts: list[str] = []
     for unit in units:
-        # Passages and their sentences are both embedded: a question usually targets one
-        # sentence, whose meaning a whole passage's vector averages away.
-        texts += [context_prefix(chunk, settings.embed_context) + chunk.text for chunk in unit.chunks]
-        for position, start, end, _ in unit.sentences:
-            chunk = unit.chunks[position]
-            texts.append(context_prefix(chunk, settings.embed_context) + chunk.text[start - chunk.start : end - chunk.start])
+        texts += embedding_texts(unit.chunks, unit.sentences, settings.embed_context)
     if not texts:
         return 0, ""  # only removals: no model needed
     if encoder is None:
@@ -379,27 +358,6 @@ def _embed(units, settings: Settings, encoder, progress: bool, say) -> tuple[int
         unit.sentence_vectors = vectors[offset : offset + len(unit.sentences)]
         offset += len(unit.sentences)
     return len(texts), encoder.name
-
-
-def encode_in_batches(encoder, texts: list[str], progress: bool, batch_size: int = 32) -> np.ndarray:
-    """Embed `texts` in batches of similar length; rows come back in `texts` order.
-
-    A batch is padded to its longest text, so batching sentences with 200-character
-    passages wastes most of the work on padding; sorting by length first avoids it.
-    """
-    from tqdm.auto import tqdm
-
-    order = np.argsort([-len(text) for text in texts], kind="stable")
-    vectors: np.ndarray | None = None
-    with tqdm(total=len(texts), desc="embedding passages and sentences", unit="text", disable=not progress) as bar:
-        for begin in range(0, len(texts), batch_size):
-            rows = order[begin : begin + batch_size]
-            batch = np.asarray(encoder.encode_passages([texts[i] for i in rows]), dtype=np.float32)
-            if vectors is None:
-                vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
-            vectors[rows] = batch
-            bar.update(len(rows))
-    return vectors
 
 
 # -- the whole index -----------------------------------------------------------------
@@ -502,4 +460,4 @@ def _summary(
     )
 
 
-__all__ = ["BuildSummary", "build_index", "context_prefix", "encode_in_batches"]
+__all__ = ["BuildSummary", "build_index"]

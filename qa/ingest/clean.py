@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import statistics
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from qa.text.normalize import strip_pinyin
 from qa.text.script import to_simplified

@@ -19,11 +19,11 @@ import hashlib
 import re
 from pathlib import Path
 
-from qa.ingest.clean import BYLINE_MARKS, clean_text
-from qa.text.sentences import SENTENCE_END
 from qa.errors import CorpusError
+from qa.ingest.clean import BYLINE_MARKS, clean_text
 from qa.ingest.readers import HTML_SUFFIXES, TEXT_SUFFIXES, read_document
 from qa.schema import Article
+from qa.text.sentences import SENTENCE_END
 
 ARTICLE_SUFFIXES = (*TEXT_SUFFIXES, *HTML_SUFFIXES, ".pdf", ".docx")
 # One article file may be at most this large. A news article is tens of KB of text;

@@ -17,7 +17,6 @@ from qa.errors import CorpusError
 from qa.text.script import is_cjk, to_simplified_chars
 
 
-
 @dataclass(frozen=True)
 class Decoded:
     """A text file's characters and the encoding they were read with."""
@@ -242,5 +241,3 @@ def _refuse_mojibake(decoded: Decoded, path: Path) -> Decoded:
                 f"the original file as UTF-8"
             )
     return decoded
-
-

@@ -20,10 +20,10 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.ingest.clean import join_lines, visual_width
-from qa.text.sentences import SENTENCE_END
 from qa.errors import CorpusError
+from qa.ingest.clean import join_lines, visual_width
 from qa.ingest.decode import decode_text
+from qa.text.sentences import SENTENCE_END
 
 TEXT_SUFFIXES = (".txt", ".md")
 HTML_SUFFIXES = (".html", ".htm")
@@ -69,8 +69,7 @@ def read_document(data: bytes, path: Path) -> RawDocument:
         document = read_docx(data, path)
     else:
         raise CorpusError(
-            f"{path}: {suffix or 'no suffix'} is not an article format; "
-            f"use .txt, .md, .html, .htm, .pdf or .docx"
+            f"{path}: {suffix or 'no suffix'} is not an article format; use .txt, .md, .html, .htm, .pdf or .docx"
         )
     meta = {key: fix_radicals(value) for key, value in document.meta.items()}
     return RawDocument(fix_radicals(document.text), meta, document.file_date, document.encoding)

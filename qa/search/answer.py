@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 
+from qa.limits import Mode, validate_k, validate_mode, validate_question
+from qa.schema import Answer, Filter, Hit
 from qa.search.judge import judge
 from qa.search.query import question_language
-from qa.limits import Mode, validate_k, validate_mode, validate_question
 from qa.search.retriever import Retriever, get_retriever
-from qa.schema import Answer, Filter, Hit
 from qa.settings import Settings
 
 # Shown instead of passages when the judge finds nothing (see qa/search/judge.py).

@@ -12,7 +12,7 @@ is, so a new question is never bent towards the old one.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from qa.text.script import has_han, to_simplified_chars
 
@@ -24,8 +24,7 @@ MAX_TOPIC_CHARS = 12
 _END_PUNCTUATION = "？?。！!…. "
 _ZH_TAILS = ("呢", "怎么样", "怎麼樣", "又如何", "如何", "又怎样", "又怎樣")
 _ZH_FOLLOWUP = re.compile(
-    r"^(?P<lead>那么|那末|那麼|那|还有|還有|而|至于|至於)?(?P<topic>.{1,%d}?)(?P<tail>%s)?$"
-    % (MAX_TOPIC_CHARS, "|".join(_ZH_TAILS))
+    rf"^(?P<lead>那么|那末|那麼|那|还有|還有|而|至于|至於)?(?P<topic>.{{1,{MAX_TOPIC_CHARS}}}?)(?P<tail>{'|'.join(_ZH_TAILS)})?$"
 )
 # Longest alternative first: "and" would otherwise take "And what about X?" and leave
 # "what about X" as the topic.
@@ -43,9 +42,26 @@ _ZH_TOPIC_END = re.compile(
 )
 # A topic holding one of these is a question of its own (simplified forms).
 _ZH_QUESTION_WORD = re.compile("多少|什么|哪|几|如何|怎么|怎样|吗|为什么|为何|是否|有没有|谁")
-_EN_AUXILIARY = re.compile(r"\b(?:does|did|do|is|are|was|were|has|have|had|will|would|can|could|should)\s+", re.IGNORECASE)
+_EN_AUXILIARY = re.compile(
+    r"\b(?:does|did|do|is|are|was|were|has|have|had|will|would|can|could|should)\s+", re.IGNORECASE
+)
 _EN_NAME = re.compile(r"(?:the\s+)?(?:[A-Z][\w'-]*)(?:\s+(?:[A-Z][\w'-]*|of|and))*(?<!\sof)(?<!\sand)")
-_EN_QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "is", "are", "does", "do", "did"}
+_EN_QUESTION_WORDS = {
+    "what",
+    "which",
+    "who",
+    "whom",
+    "whose",
+    "when",
+    "where",
+    "why",
+    "how",
+    "is",
+    "are",
+    "does",
+    "do",
+    "did",
+}
 
 
 def resolve_followup(question: str, previous: str) -> str:
@@ -157,4 +173,3 @@ def _english_topic(question: str) -> tuple[int, int] | None:
             continue
         return name.start(), name.end()
     return None
-

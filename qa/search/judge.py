@@ -18,9 +18,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from qa.text.sentences import term_coverage
-from qa.text.normalize import match_form
 from qa.search.query import Query
+from qa.text.normalize import match_form
+from qa.text.sentences import term_coverage
 
 Verdict = Literal["found", "unsure", "not_found"]
 PARAMS_FILE = Path(__file__).with_name("judge.json")
@@ -73,7 +73,7 @@ class JudgeParams:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "JudgeParams":
+    def from_json(cls, data: dict) -> JudgeParams:
         missing = [name for name in FEATURES if name not in data.get("weights", {})]
         if missing or list(data.get("features", [])) != list(FEATURES):
             raise ValueError(f"judge parameters do not match the features {FEATURES} (missing {missing})")

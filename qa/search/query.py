@@ -6,8 +6,9 @@ one `Query` record made here; nothing downstream normalises or segments the text
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from qa.search.answer_type import Expected, expected_answer
 from qa.text.script import has_han, script_of
@@ -44,7 +45,7 @@ class Query:
 
 
 def question_language(question: str) -> str:
-    """"zh-Hans", "zh-Hant" or "en", from the characters of the question."""
+    """ "zh-Hans", "zh-Hant" or "en", from the characters of the question."""
     return script_of(question)
 
 
@@ -87,6 +88,7 @@ def unknown_share(question: str, vocabulary: Vocabulary) -> float:
         return unknown_share_english(question, vocabulary)
     return unknown_share_of(content_words(question), vocabulary)
 
+
 def unknown_share_english(question: str, vocabulary: Vocabulary) -> float:
     """`unknown_share` of an English question, through its dictionary translations."""
     verdicts = [
@@ -98,6 +100,7 @@ def unknown_share_english(question: str, vocabulary: Vocabulary) -> float:
     # articles either, which is what the judge must see.
     return verdicts.count(False) / len(verdicts) if verdicts else 1.0
 
+
 def unknown_share_of(words: Sequence[str], vocabulary: Vocabulary) -> float:
     """Share (by length) of Chinese content `words` that occur nowhere in the texts."""
     total = sum(len(word) for word in words)
@@ -105,11 +108,13 @@ def unknown_share_of(words: Sequence[str], vocabulary: Vocabulary) -> float:
         return 0.0
     return sum(len(word) for word in words if not vocabulary.contains(word)) / total
 
+
 def _contains_translation(candidate: str, vocabulary: Vocabulary) -> bool:
     # Single characters are too ambiguous to count (城 "city", 市 "market").
     # Counting a compound by its parts (广告宣传 by 宣传) was tried and dropped:
     # 澳大利亚 "Australia" then matched 粤港澳大湾区.
     return (candidate.isdigit() or len(candidate) >= 2) and vocabulary.contains(candidate)
+
 
 def cross_language_query(question: str, vocabulary: Vocabulary) -> str:
     """For an English question, the Chinese translations of its words that occur in

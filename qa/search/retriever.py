@@ -9,23 +9,24 @@ paragraph and `Tuning.context_chars`.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from qa.search.answer_type import sentence_fits
 from qa.errors import SettingsError
-from qa.limits import Mode, validate_k, validate_mode, validate_question
-from qa.text.sentences import sentence_spans, term_coverage
-from qa.index.layout import SearchIndex
 from qa.index.freshness import fresh_changes, stale_note
+from qa.index.layout import SearchIndex
 from qa.index.read import load_index
-from qa.stores.bm25 import top_n
-from qa.search.query import Query, analyse
+from qa.limits import Mode, validate_k, validate_mode, validate_question
 from qa.schema import Article, Filter, Hit
+from qa.search.answer_type import sentence_fits
+from qa.search.passages import bigrams, citation, context_window, describe, rrf
+from qa.search.query import Query, analyse
 from qa.settings import Settings
+from qa.stores.bm25 import top_n
+from qa.text.sentences import term_coverage
 from qa.tuning import DEFAULT_TUNING
+
 
 @dataclass(frozen=True)
 class Ranked:
@@ -58,7 +59,7 @@ class Retriever:
         self.tuning = DEFAULT_TUNING
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, encoder=None) -> "Retriever":
+    def from_settings(cls, settings: Settings | None = None, encoder=None) -> Retriever:
         settings = settings or Settings.load()
         index = load_index(settings)
         if encoder is None:
@@ -124,8 +125,12 @@ class Retriever:
         passage_cos = self.index.vectors.scores(vector, rows)
         sentence_rows = [self.index.sentences.of_chunk(int(row)) for row in rows]
         all_sentences = np.fromiter((s for r in sentence_rows for s in r), dtype=np.int64)
-        sentence_cos = dict(zip(all_sentences.tolist(), self.index.sentence_vectors.scores(vector, all_sentences).tolist()))
-        best_sentence = np.array([max((sentence_cos[s] for s in r), default=-1.0) for r in sentence_rows], dtype=np.float32)
+        sentence_cos = dict(
+            zip(all_sentences.tolist(), self.index.sentence_vectors.scores(vector, all_sentences).tolist())
+        )
+        best_sentence = np.array(
+            [max((sentence_cos[s] for s in r), default=-1.0) for r in sentence_rows], dtype=np.float32
+        )
         dense = (passage_cos + np.maximum(best_sentence, passage_cos)) / 2
         lexical = lexical_all[rows]
 
@@ -162,7 +167,7 @@ class Retriever:
             context = self.context(article, sentence, row, shown)
             if context is None:
                 continue  # its answering sentence is already on screen in another result
-            grams = _bigrams(article.text[context[0] : context[1]])
+            grams = bigrams(article.text[context[0] : context[1]])
             if any(self._duplicates(grams, other) for other in picked_grams):
                 continue
             picked.append(
@@ -236,10 +241,12 @@ class Retriever:
         return fresh_changes(self.index, self.settings)
 
     def stale_note(self) -> str:
-        """"" when the index matches the corpus, else one line naming what changed."""
+        """ "" when the index matches the corpus, else one line naming what changed."""
         return stale_note(self.changes(), self.settings)
 
-    def retrieve(self, question: str, k: int | None = None, mode: Mode = "hybrid", where: Filter | None = None) -> list[Hit]:
+    def retrieve(
+        self, question: str, k: int | None = None, mode: Mode = "hybrid", where: Filter | None = None
+    ) -> list[Hit]:
         """The passages that best answer `question`, best first, with citations and highlights."""
         k = validate_k(k if k is not None else self.settings.top_k)
         return self.to_hits(self.rank(self.analyse(question), k, mode, where), mode)
@@ -278,84 +285,12 @@ class Retriever:
         return self.index.articles[ranked.source].text[ranked.context[0] : ranked.context[1]]
 
 
-def context_window(text: str, start: int, end: int, limit: int, low: int = 0, high: int | None = None) -> tuple[int, int]:
-    """The paragraph of `text` holding `start:end` if it fits in `limit` characters,
-    else the sentences around it, growing right then left, that fit (never less than
-    the sentence itself); never outside `low:high`."""
-    high = len(text) if high is None else high
-    paragraph_start = max(low, text.rfind("\n", 0, start) + 1)
-    paragraph_end = text.find("\n", end)
-    paragraph_end = min(high, len(text) if paragraph_end < 0 else paragraph_end)
-    if paragraph_end - paragraph_start <= limit:
-        return paragraph_start, paragraph_end
-    spans = sentence_spans(text[paragraph_start:paragraph_end], paragraph_start)
-    first = last = next((i for i, s in enumerate(spans) if s.start <= start < s.end), None)
-    if first is None:
-        return start, end
-    grown = True
-    while grown:
-        grown = False
-        # Right first: a sentence after the answer usually completes it; one before
-        # usually sets it up.
-        if last + 1 < len(spans) and spans[last + 1].end - spans[first].start <= limit:
-            last += 1
-            grown = True
-        if first > 0 and spans[last].end - spans[first - 1].start <= limit:
-            first -= 1
-            grown = True
-    # Sentences were cut per passage at build time and here per paragraph: where the two
-    # disagree (overlapping passages), the window still holds the whole highlight.
-    return min(spans[first].start, start), max(spans[last].end, end)
-
-
-def describe(where: Filter) -> str:
-    """A filter in a few words, for messages."""
-    parts = []
-    if where.sources is not None:
-        names = sorted(where.sources)
-        parts.append("articles " + ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else ""))
-    if where.date_from or where.date_to:
-        parts.append(f"dates {where.date_from or '…'} to {where.date_to or '…'}")
-    return "; ".join(parts)
-
-
 def _display_score(r: Ranked, mode: Mode, top: float) -> float:
     # Fused scores are only meaningful relative to each other; shown relative to the
     # best passage (1.0), they read as "how close to the best match".
     if mode == "hybrid":
         return r.score / top if top > 0 else 0.0
     return r.score
-
-
-def citation(article: Article, first: int, last: int) -> str:
-    """One readable line: 《title》 (publication, source, date) ¶paragraph, or ¶first-last."""
-    details = ", ".join(part for part in (article.publication, article.source, article.date) if part)
-    where = f"¶{first}" if last == first else f"¶{first}-{last}"
-    return f"《{article.title}》 ({details}) {where}"
-
-
-def rrf(rankings: list[np.ndarray], weights: list[float], k: int = 60) -> np.ndarray:
-    """Weighted reciprocal rank fusion; a candidate a ranking scores 0 or less gets nothing from it."""
-    n = len(rankings[0])
-    fused = np.zeros(n, dtype=np.float64)
-    for scores, weight in zip(rankings, weights):
-        order = np.argsort(-scores, kind="stable")
-        ranks = np.empty(n, dtype=np.int64)
-        ranks[order] = np.arange(1, n + 1)
-        contribution = weight / (k + ranks)
-        contribution[scores <= 0] = 0.0
-        fused += contribution
-    return fused
-
-
-_NOT_WORD = re.compile(r"\W+")
-
-
-def _bigrams(text: str) -> set[str]:
-    # Near-duplicates within one corpus share a script, so the raw text's letters and
-    # digits do; no OpenCC pass is needed here.
-    form = _NOT_WORD.sub("", text.lower())
-    return {form[i : i + 2] for i in range(len(form) - 1)}
 
 
 _RETRIEVERS: dict[tuple, Retriever] = {}

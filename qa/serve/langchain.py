@@ -19,8 +19,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     ) from error
 from pydantic import ConfigDict
 
-from qa.search.answer import answer
 from qa.schema import Hit
+from qa.search.answer import answer
 
 __all__ = ["NewsRetriever", "to_document"]
 

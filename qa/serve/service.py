@@ -15,19 +15,19 @@ import sys
 import threading
 import time
 import traceback
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.search.answer import answer
 from qa.atomic import replace_file
 from qa.embed.batching import BatchingEncoder
-from qa.ingest.corpus import ARTICLE_SUFFIXES
 from qa.errors import QAError, QuestionError, SettingsError
-from qa.search.followup import resolve_followup
 from qa.index.read import load_index
+from qa.ingest.corpus import ARTICLE_SUFFIXES
+from qa.schema import Filter
+from qa.search.answer import answer
+from qa.search.followup import resolve_followup
 from qa.search.retriever import Retriever, get_retriever
-from qa.schema import Answer, Filter, Hit
+from qa.serve.limits import RateLimiter, WebSettings
+from qa.serve.views import ArticleView, Reply, article_view
 from qa.settings import Settings
 
 ERROR_MESSAGE = "出错了，请稍后再试。 Something went wrong answering this question; the server log has the details."
@@ -37,183 +37,6 @@ RATE_LIMITED = "提问太快了，请稍等几秒再问。 Too many questions at
 UPLOAD_SUFFIXES = ARTICLE_SUFFIXES
 # How much lower than the questions a rebuild runs (nice levels, 0-19).
 REBUILD_NICENESS = 10
-
-
-# -- web settings ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WebSettings:
-    """How the web chat may be reached; each opening is an explicit setting.
-
-    `auth` ("user:password", from QA_AUTH) asks for a login on the page and HTTP basic
-    auth on the JSON API; `share` (QA_SHARE=1) asks gradio for a public link; the
-    address itself is `Settings.host` (QA_HOST, default 127.0.0.1: this machine only).
-    `rate_limit` (QA_RATE_LIMIT) is questions per minute per client, 0 for none.
-    """
-
-    auth: tuple[str, str] | None = None
-    share: bool = False
-    rate_limit: int = 30
-    max_upload_bytes: int = 20 * 1024 * 1024
-
-    @classmethod
-    def load(cls, **overrides) -> "WebSettings":
-        """From the environment (QA_AUTH, QA_SHARE, QA_RATE_LIMIT), then `overrides`.
-
-        Raises:
-            SettingsError: QA_AUTH without a colon, or QA_RATE_LIMIT not a whole number >= 0.
-        """
-        values: dict = {}
-        auth = os.environ.get("QA_AUTH", "")
-        if auth:
-            user, colon, password = auth.partition(":")
-            if not colon or not user or not password:
-                raise SettingsError("setting QA_AUTH must be user:password, got a value without both parts")
-            values["auth"] = (user, password)
-        if os.environ.get("QA_SHARE", "").strip().lower() in {"1", "true", "yes", "on"}:
-            values["share"] = True
-        rate = os.environ.get("QA_RATE_LIMIT", "")
-        if rate:
-            try:
-                values["rate_limit"] = int(rate)
-            except ValueError:
-                raise SettingsError(f"setting QA_RATE_LIMIT must be a whole number (questions per minute), got {rate!r}") from None
-        values.update({name: value for name, value in overrides.items() if value is not None})
-        settings = cls(**values)
-        if settings.rate_limit < 0:
-            raise SettingsError(f"setting QA_RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
-        return settings
-
-
-class RateLimiter:
-    """At most `per_minute` questions per client in any 60 seconds (0: no limit)."""
-
-    def __init__(self, per_minute: int, window_s: float = 60.0):
-        self.per_minute = per_minute
-        self.window_s = window_s
-        self._asked: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, client: str) -> bool:
-        if self.per_minute <= 0:
-            return True
-        now = time.monotonic()
-        with self._lock:
-            asked = self._asked.setdefault(client, deque())
-            while asked and now - asked[0] >= self.window_s:
-                asked.popleft()
-            if len(asked) >= self.per_minute:
-                return False
-            asked.append(now)
-            if len(self._asked) > 10_000:  # forget idle clients, so memory stays bounded
-                idle = [key for key, times in self._asked.items() if not times or now - times[-1] >= self.window_s]
-                for key in idle:
-                    del self._asked[key]
-            return True
-
-
-# -- replies -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One answered question as the chat and the JSON API return it.
-
-    `question` is as typed; `resolved` the stand-alone question actually asked (equal
-    to `question` unless it was a follow-up). `error` is a one-line message for the
-    user instead of an answer (a mistake, the rate limit, an unexpected failure);
-    `status` the HTTP status that goes with it.
-    """
-
-    question: str
-    resolved: str = ""
-    answer: Answer | None = None
-    error: str = ""
-    status: int = 200
-
-    def to_dict(self) -> dict:
-        """The JSON form (see README, "JSON API")."""
-        result = self.answer
-        return {
-            "question": self.question,
-            "resolved_question": self.resolved or self.question,
-            "found": bool(result and result.found),
-            "verdict": result.verdict if result else None,
-            "message": result.message if result else "",
-            "stale": result.stale if result else "",
-            "error": self.error,
-            "passages": [passage_dict(hit) for hit in (result.passages if result else [])],
-        }
-
-
-def passage_dict(hit: Hit) -> dict:
-    """A passage as data: the Hit's fields, plus the highlight inside `text` itself."""
-    data = hit.to_dict()
-    data["highlight_in_text"] = (
-        [hit.highlight[0] - hit.start, hit.highlight[1] - hit.start] if hit.highlight else None
-    )
-    return data
-
-
-# -- an article around a passage ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    number: int  # 1-based, as in citations
-    text: str
-    in_passage: bool  # part of the passage the answer showed
-    highlight: tuple[int, int] | None = None  # the answering sentence, offsets in `text`
-
-
-@dataclass(frozen=True)
-class ArticleView:
-    """A passage's article: the passage's paragraphs and their neighbours."""
-
-    title: str
-    source: str
-    date: str = ""
-    publication: str = ""
-    paragraphs: list[Paragraph] = field(default_factory=list)
-    paragraph_count: int = 0
-    note: str = ""  # why the passage cannot be shown, when it cannot
-
-
-# Paragraphs shown before and after the passage's own.
-NEIGHBOURS = 1
-
-
-def article_view(articles: dict, passage: dict, neighbours: int = NEIGHBOURS) -> ArticleView:
-    """The article holding `passage` (a `passage_dict`), from an index's articles.
-
-    When the article changed or left the index since the answer, says so instead of
-    showing the wrong text.
-    """
-    source = str(passage.get("source", ""))
-    article = articles.get(source)
-    title = str(passage.get("title", ""))
-    if article is None:
-        return ArticleView(title, source, note="这篇文章已不在索引中。 This article is no longer in the index; ask again.")
-    start, end = int(passage["start"]), int(passage["end"])
-    if article.text[start:end] != passage.get("text"):
-        return ArticleView(article.title, source, article.date, article.publication,
-                           note="文章在回答后已更改，请重新提问。 The article changed since this answer; ask again.")
-    lines = article.text.split("\n")
-    first, last = article.paragraph_at(start), article.paragraph_at(max(start, end - 1))
-    highlight = passage.get("highlight")
-    paragraphs = []
-    offset = sum(len(line) + 1 for line in lines[: max(0, first - 1 - neighbours)])
-    for number in range(max(1, first - neighbours), min(len(lines), last + neighbours) + 1):
-        text = lines[number - 1]
-        span = None
-        if highlight:
-            low, high = max(highlight[0], offset), min(highlight[1], offset + len(text))
-            if low < high:
-                span = (low - offset, high - offset)
-        paragraphs.append(Paragraph(number, text, first <= number <= last, span))
-        offset += len(text) + 1
-    return ArticleView(article.title, source, article.date, article.publication, paragraphs, len(lines))
 
 
 # -- the service ------------------------------------------------------------------------
@@ -333,8 +156,11 @@ class ChatService:
             status["rebuild"] = {**self._rebuild, "log": list(self._rebuild["log"][-5:])}
         if self._batching is not None and self._batching.batches:
             batching = self._batching
-            status["batching"] = {"batches": batching.batches, "questions": batching.questions,
-                                  "mean_batch": round(batching.questions / batching.batches, 2)}
+            status["batching"] = {
+                "batches": batching.batches,
+                "questions": batching.questions,
+                "mean_batch": round(batching.questions / batching.batches, 2),
+            }
         return status
 
     def start_rebuild(self, full: bool = False) -> bool:
@@ -400,7 +226,9 @@ class ChatService:
         if not filename.lower().endswith(UPLOAD_SUFFIXES):
             raise QuestionError(f"{filename}: only {', '.join(UPLOAD_SUFFIXES)} files can be added")
         if len(data) > self.web.max_upload_bytes:
-            raise QuestionError(f"{filename} is {len(data) // 1024} KiB; the limit is {self.web.max_upload_bytes // 1024} KiB")
+            raise QuestionError(
+                f"{filename} is {len(data) // 1024} KiB; the limit is {self.web.max_upload_bytes // 1024} KiB"
+            )
         if not data.strip():
             raise QuestionError(f"{filename} is empty")
         corpus = Path(self.settings.corpus_dir)
@@ -425,19 +253,3 @@ class ChatService:
         # for ~1.5 s (load test: p99 1,575 ms during the first rebuild); now, before anyone asks.
         if self._fixed is None:
             self._model().encode_passages(["预热"])
-
-
-def parse_filter(sources=None, date_from: str = "", date_to: str = "") -> Filter | None:
-    """A Filter from form or JSON values, or None when nothing is filtered.
-
-    Raises:
-        SettingsError: a date that is not YYYY[-MM[-DD]], or a range that ends before it starts
-            (checked by `Filter` itself).
-    """
-    date_from, date_to = (date_from or "").strip(), (date_to or "").strip()
-    if isinstance(sources, str):
-        sources = [sources]
-    chosen = frozenset(str(s) for s in sources) if sources else None
-    if chosen is None and not date_from and not date_to:
-        return None
-    return Filter(sources=chosen, date_from=date_from, date_to=date_to)

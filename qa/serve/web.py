@@ -16,26 +16,22 @@ from explicit settings (QA_SHARE, QA_HOST, QA_AUTH).
 
 from __future__ import annotations
 
-import base64
 import html
 import os
-import secrets
-import sys
-import traceback
 from pathlib import Path
 
 # Must be set before gradio is imported: no telemetry, no version check.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
-from fastapi import Request  # noqa: E402  (gradio's server; module level so route annotations resolve)
-from fastapi.responses import JSONResponse  # noqa: E402
-from fastapi.routing import APIRoute  # noqa: E402
 
-from qa.search.answer import escape_markdown, to_markdown  # noqa: E402
 from qa.errors import QAError, SettingsError  # noqa: E402
-from qa.limits import MAX_K, MODES  # noqa: E402
-from qa.serve.service import ERROR_MESSAGE, UPLOAD_SUFFIXES, ArticleView, ChatService, Reply, WebSettings, parse_filter  # noqa: E402
+from qa.limits import MODES  # noqa: E402
+from qa.search.answer import escape_markdown, to_markdown  # noqa: E402
+from qa.serve.http import add_http_api, ask_json, client_of  # noqa: E402
+from qa.serve.limits import WebSettings  # noqa: E402
+from qa.serve.service import ERROR_MESSAGE, UPLOAD_SUFFIXES, ChatService  # noqa: E402
+from qa.serve.views import ArticleView, Reply, parse_filter  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
 TITLE = "中文新闻问答 · Chinese news QA"
@@ -111,8 +107,15 @@ def reply_markdown(reply: Reply) -> str:
     return "\n".join(lines)
 
 
-def respond(message, history=None, *, settings: Settings | None = None, retriever=None, service: ChatService | None = None,
-            **options) -> str:
+def respond(
+    message,
+    history=None,
+    *,
+    settings: Settings | None = None,
+    retriever=None,
+    service: ChatService | None = None,
+    **options,
+) -> str:
     """The chat reply to `message`, as Markdown (with `<mark>` around the answering sentences).
 
     `history` holds the earlier stand-alone questions (strings, oldest first) or the
@@ -190,14 +193,20 @@ def status_markdown(status: dict) -> str:
     lines = [f"**{escape_markdown(heading)}**", ""]
     if state == "stale":
         changes = status.get("changes") or []
-        lines.append(f"- changed since the build: {escape_markdown(', '.join(changes[:8]))}" + (" …" if len(changes) > 8 else ""))
+        lines.append(
+            f"- changed since the build: {escape_markdown(', '.join(changes[:8]))}" + (" …" if len(changes) > 8 else "")
+        )
     if status.get("problem"):
         lines.append(f"- {escape_markdown(str(status['problem']), code_spans=True)}")
     if status.get("articles") is not None:
         lines.append(f"- 文章 articles: {status.get('articles')} · 段落 passages: {status.get('passages')}")
-        lines.append(f"- 模型 model: {escape_markdown(str(status.get('model')))} · 建立于 built: {escape_markdown(str(status.get('built_at')))}")
+        lines.append(
+            f"- 模型 model: {escape_markdown(str(status.get('model')))} · 建立于 built: {escape_markdown(str(status.get('built_at')))}"
+        )
     for skipped in status.get("skipped") or []:
-        lines.append(f"- skipped {escape_markdown(str(skipped.get('source')))}: {escape_markdown(str(skipped.get('reason')))}")
+        lines.append(
+            f"- skipped {escape_markdown(str(skipped.get('source')))}: {escape_markdown(str(skipped.get('reason')))}"
+        )
     rebuild = status.get("rebuild") or {}
     if rebuild.get("running"):
         last = rebuild.get("log")[-1] if rebuild.get("log") else "starting"
@@ -235,7 +244,7 @@ def make_app(
         except SettingsError as error:
             reply = Reply(message, error=str(error), status=400)
         else:
-            reply = service.ask(message, k=int(k), mode=mode, where=where, history=history, client=_client(request))
+            reply = service.ask(message, k=int(k), mode=mode, where=where, history=history, client=client_of(request))
         passages = reply.to_dict()["passages"]
         turns.append({"resolved": "" if reply.error else (reply.resolved or message.strip()), "passages": passages})
         # The question is shown as the text that was typed: escaped, never rendered.
@@ -244,7 +253,13 @@ def make_app(
             return "", chat, turns, gr.update(choices=[], value=None), article_html(None)
         turn = len(turns) - 1
         choices = _passage_choices(turn, passages)
-        return "", chat, turns, gr.update(choices=choices, value=choices[0][1]), article_html(service.article(passages[0]))
+        return (
+            "",
+            chat,
+            turns,
+            gr.update(choices=choices, value=choices[0][1]),
+            article_html(service.article(passages[0])),
+        )
 
     def open_passage(choice, turns):
         try:
@@ -262,8 +277,11 @@ def make_app(
             return gr.update(), gr.update(), gr.update()
         passages = turns[turn]["passages"]
         choices = _passage_choices(turn, passages)
-        return (gr.update(choices=choices, value=choices[0][1]), article_html(service.article(passages[0])),
-                gr.Tabs(selected="article"))
+        return (
+            gr.update(choices=choices, value=choices[0][1]),
+            article_html(service.article(passages[0])),
+            gr.Tabs(selected="article"),
+        )
 
     def refresh_index():
         status = service.status()
@@ -319,26 +337,53 @@ def make_app(
                         passage = gr.Radio(label="段落 · Passages", choices=[], elem_id="qa-passages")
                         article = gr.HTML(article_html(None), elem_id="qa-article")
                     with gr.Tab("设置 · Settings", id="settings"):
-                        k = gr.Slider(1, 20, value=min(settings.top_k, 20), step=1, label="每个回答的段落数 · Passages per answer", elem_id="qa-k")
-                        mode = gr.Radio(list(MODES[::-1]), value="hybrid", label="排序 · Ranking (hybrid = dense + lexical)", elem_id="qa-mode")
-                        sources = gr.Dropdown(choices=[], multiselect=True, label="只搜索这些文章 · Only these articles (none: all)", elem_id="qa-sources")
+                        k = gr.Slider(
+                            1,
+                            20,
+                            value=min(settings.top_k, 20),
+                            step=1,
+                            label="每个回答的段落数 · Passages per answer",
+                            elem_id="qa-k",
+                        )
+                        mode = gr.Radio(
+                            list(MODES[::-1]),
+                            value="hybrid",
+                            label="排序 · Ranking (hybrid = dense + lexical)",
+                            elem_id="qa-mode",
+                        )
+                        sources = gr.Dropdown(
+                            choices=[],
+                            multiselect=True,
+                            label="只搜索这些文章 · Only these articles (none: all)",
+                            elem_id="qa-sources",
+                        )
                         with gr.Row():
                             date_from = gr.Textbox(label="从 · From", placeholder="YYYY-MM-DD", elem_id="qa-from")
                             date_to = gr.Textbox(label="到 · To", placeholder="YYYY-MM-DD", elem_id="qa-to")
-                        follow = gr.Checkbox(True, label="追问：把简短的追问接上一个问题理解 · Read short follow-ups against the previous question")
+                        follow = gr.Checkbox(
+                            True,
+                            label="追问：把简短的追问接上一个问题理解 · Read short follow-ups against the previous question",
+                        )
                     with gr.Tab("索引 · Index", id="index") as index_tab:
                         status = gr.Markdown(elem_id="qa-status")
                         with gr.Row():
                             full = gr.Checkbox(False, label="从头重建 · From scratch")
                             rebuild_button = gr.Button("重建索引 · Rebuild", elem_id="qa-rebuild")
-                        uploaded = gr.File(label=f"添加文章 · Add an article ({' '.join(UPLOAD_SUFFIXES)})", file_types=list(UPLOAD_SUFFIXES), elem_id="qa-upload")
+                        uploaded = gr.File(
+                            label=f"添加文章 · Add an article ({' '.join(UPLOAD_SUFFIXES)})",
+                            file_types=list(UPLOAD_SUFFIXES),
+                            elem_id="qa-upload",
+                        )
                         timer = gr.Timer(1.0, active=False)
 
         chat_inputs = [textbox, chatbot, turns, k, mode, sources, date_from, date_to, follow]
-        textbox.submit(on_question, chat_inputs, [textbox, chatbot, turns, passage, article], api_visibility="private").then(
-            None, js=SCROLL_TO_MARK)
+        textbox.submit(
+            on_question, chat_inputs, [textbox, chatbot, turns, passage, article], api_visibility="private"
+        ).then(None, js=SCROLL_TO_MARK)
         passage.input(open_passage, [passage, turns], article, api_visibility="private").then(None, js=SCROLL_TO_MARK)
-        chatbot.select(select_answer, [turns], [passage, article, tabs], api_visibility="private").then(None, js=SCROLL_TO_MARK)
+        chatbot.select(select_answer, [turns], [passage, article, tabs], api_visibility="private").then(
+            None, js=SCROLL_TO_MARK
+        )
         app.load(refresh_index, None, [status, timer, sources], api_visibility="private")
         timer.tick(refresh_index, None, [status, timer, sources], api_visibility="private")
         # Opening the tab shows the index as it is now, not as it was when the page loaded.
@@ -358,11 +403,11 @@ def make_app(
         ) -> dict:
             """The passages that answer `question`, as data: text, score, citation, highlight
             offsets, and whether they answer it (see README, "JSON API")."""
-            return _ask_json(service, question, k, mode, sources, date_from, date_to, history, _client(request))[0]
+            return ask_json(service, question, k, mode, sources, date_from, date_to, history, client_of(request))[0]
 
         def ask_markdown(question: str, request: gr.Request = None) -> str:
             """The chat's reply to `question`, as Markdown."""
-            return respond(question, service=service, client=_client(request))
+            return respond(question, service=service, client=client_of(request))
 
         gr.api(search, api_name="search")
         gr.api(ask_markdown, api_name="ask")
@@ -372,97 +417,6 @@ def make_app(
 
 def _bot(text: str) -> dict:
     return {"role": "assistant", "content": text}
-
-
-def _client(request) -> str:
-    """Who is asking, for the rate limit: the browser session, else the address."""
-    if request is None:
-        return ""
-    session = getattr(request, "session_hash", None)
-    if session:
-        return f"session:{session}"
-    client = getattr(request, "client", None)
-    return f"address:{getattr(client, 'host', '')}"
-
-
-def _ask_json(service: ChatService, question, k=None, mode="hybrid", sources=None, date_from="", date_to="",
-              history=None, client="") -> tuple[dict, int]:
-    """The JSON reply and its HTTP status, for both API faces."""
-    try:
-        where = parse_filter(sources, date_from, date_to)
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int)):
-            raise SettingsError(f"k must be a whole number between 1 and {MAX_K}, got {k!r}")
-        if history is not None and not (isinstance(history, list) and all(isinstance(q, str) for q in history)):
-            raise SettingsError("history must be a list of the earlier questions (strings), oldest first")
-    except SettingsError as error:
-        reply = Reply(question if isinstance(question, str) else "", error=str(error), status=400)
-    else:
-        reply = service.ask(question, k=k, mode=mode, where=where, history=history, client=client)
-    return reply.to_dict(), reply.status
-
-
-# -- plain HTTP ------------------------------------------------------------------------------
-
-
-def add_http_api(app: gr.Blocks, service: ChatService) -> None:
-    """`POST /api/ask`, `GET /api/status` and `POST /api/rebuild` on the running server,
-    answering plain JSON (see README, "JSON API"). With QA_AUTH they ask for HTTP basic auth."""
-    server = app.server_app
-    auth = service.web.auth
-
-    def denied(request: Request) -> JSONResponse | None:
-        if auth is None:
-            return None
-        header = request.headers.get("authorization", "")
-        try:
-            scheme, _, encoded = header.partition(" ")
-            user, _, password = base64.b64decode(encoded).decode("utf-8").partition(":")
-        except (ValueError, UnicodeDecodeError):
-            scheme, user, password = "", "", ""
-        # Bytes: compare_digest refuses str with non-ASCII characters (a 500, not a 401).
-        if (scheme.lower() == "basic" and secrets.compare_digest(user.encode(), auth[0].encode())
-                and secrets.compare_digest(password.encode(), auth[1].encode())):
-            return None
-        return JSONResponse({"error": "login required (HTTP basic auth)"}, status_code=401,
-                            headers={"WWW-Authenticate": 'Basic realm="qa"'})
-
-    def ask_route(request: Request, body: dict | None = None) -> JSONResponse:
-        refused = denied(request)
-        if refused:
-            return refused
-        if not isinstance(body, dict):
-            return JSONResponse({"error": 'send a JSON object such as {"question": "…"}'}, status_code=400)
-        unknown = set(body) - {"question", "k", "mode", "sources", "date_from", "date_to", "history"}
-        if unknown:
-            return JSONResponse({"error": f"unknown fields: {', '.join(sorted(unknown))}"}, status_code=400)
-        address = request.client.host if request.client else ""
-        try:
-            data, code = _ask_json(service, body.get("question"), body.get("k"), body.get("mode", "hybrid"),
-                                   body.get("sources"), body.get("date_from", ""), body.get("date_to", ""),
-                                   body.get("history"), f"address:{address}")
-        except Exception:  # never a traceback to the caller
-            traceback.print_exc(file=sys.stderr)
-            data, code = {"error": ERROR_MESSAGE}, 500
-        return JSONResponse(data, status_code=code)
-
-    def status_route(request: Request) -> JSONResponse:
-        return denied(request) or JSONResponse(service.status())
-
-    def rebuild_route(request: Request, body: dict | None = None) -> JSONResponse:
-        refused = denied(request)
-        if refused:
-            return refused
-        full = bool((body or {}).get("full", False)) if isinstance(body, dict) else False
-        started = service.start_rebuild(full=full)
-        return JSONResponse({"started": started, "status": service.status()}, status_code=202 if started else 409)
-
-    routes = [
-        APIRoute("/api/ask", ask_route, methods=["POST"]),
-        APIRoute("/api/status", status_route, methods=["GET"]),
-        APIRoute("/api/rebuild", rebuild_route, methods=["POST"]),
-    ]
-    # In front of gradio's own routes, none of which these paths shadow.
-    server.router.routes[:0] = routes
 
 
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True) -> None:
@@ -480,7 +434,7 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block: 
         raise SettingsError(
             f"port {port} on {host} is in use (is another chat running?); stop it, or set QA_PORT to a free port"
         ) from None
-    add_http_api(app, service)
+    add_http_api(app.server_app, service)
     if block:
         app.block_thread()
 
@@ -516,7 +470,9 @@ def prepare_index(settings: Settings, build_if_needed: bool = True) -> None:
     if status["state"] == "missing":
         print(f"no index in {where}/ yet; building it from the articles in {corpus}/ first")
     elif status["state"] == "stale":
-        print(f"index in {where} is out of date ({', '.join(status['changes'][:3])}); rebuilding it from {corpus} first")
+        print(
+            f"index in {where} is out of date ({', '.join(status['changes'][:3])}); rebuilding it from {corpus} first"
+        )
     else:
         problem = str(status.get("problem", "")).split("; run `qa build`")[0]
         print(f"{problem}; rebuilding the index from {corpus} first")

@@ -15,6 +15,7 @@ import numpy as np
 
 from qa.schema import Filter
 
+
 @runtime_checkable
 class VectorStore(Protocol):
     """What retrieval needs from a vector store. Row ids are 0..len-1 in insertion order."""

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -51,12 +51,12 @@ class LexicalIndex:
         return self._num_docs
 
     @classmethod
-    def build(cls, texts: Sequence[str]) -> "LexicalIndex":
+    def build(cls, texts: Sequence[str]) -> LexicalIndex:
         """Tokenise `texts` and index them; document i is `texts[i]`."""
         return cls.from_tokens([tokenize(t) for t in texts])
 
     @classmethod
-    def from_tokens(cls, corpus_tokens: Sequence[Sequence[str]]) -> "LexicalIndex":
+    def from_tokens(cls, corpus_tokens: Sequence[Sequence[str]]) -> LexicalIndex:
         """Index passages already tokenised by `tokenize` (a build keeps each article's
         tokens, so an unchanged article is not segmented again); document i is row i."""
         import bm25s
@@ -141,16 +141,14 @@ class LexicalIndex:
         meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: Path) -> "LexicalIndex":
+    def load(cls, directory: Path) -> LexicalIndex:
         """Read an index written by `save`; raise IndexCorruptError if it is unusable."""
         import bm25s
 
         directory = Path(directory)
 
         def corrupt(why: str) -> IndexCorruptError:
-            return IndexCorruptError(
-                f"lexical index in {directory} is unusable ({why}); run `qa build` to rebuild it"
-            )
+            return IndexCorruptError(f"lexical index in {directory} is unusable ({why}); run `qa build` to rebuild it")
 
         try:
             meta = json.loads((directory / _META_NAME).read_text(encoding="utf-8"))
@@ -230,4 +228,3 @@ def _check_consistent(bm25, num_docs: int) -> None:
         raise ValueError("score matrix points at documents that do not exist")
     if np.any(np.diff(indptr) < 0) or not np.all(np.isfinite(data)):
         raise ValueError("score matrix is malformed")
-

@@ -8,9 +8,10 @@ neither knows which backend it talks to. Each backend imports its engine on firs
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -108,16 +109,20 @@ class MilvusStores:
         # The settings' URI carries credentials the saved one lacks; settings for another
         # store are refused by the reader's settings check after this, from the saved URI.
         uri = settings.milvus_target()[0] if settings.store == MILVUS else None
-        passages, sentences = (milvus.MilvusStore.load(index_dir / name, uri, settings.milvus_token) for name in self.files)
+        passages, sentences = (
+            milvus.MilvusStore.load(index_dir / name, uri, settings.milvus_token) for name in self.files
+        )
         return OpenStores(passages, sentences, milvus.MilvusLexical(passages))
 
     def write(self, rows, settings, dimension, previous=None, live_block=None) -> WrittenStores:
         """Upsert the rows of added and changed articles (all, for a full build) into
         Milvus, keyed by stable ids; reused articles' rows are already there."""
         milvus = _milvus_module()
+        from qa.stores.milvus_build import MilvusBuild
+
         passages_kind, sentences_kind = milvus.PASSAGES, milvus.SENTENCES
         uri, base = settings.milvus_target()
-        build = milvus.MilvusBuild(
+        build = MilvusBuild(
             uri,
             settings.milvus_token,
             base,
@@ -139,7 +144,12 @@ class MilvusStores:
                 continue
             for kind, unit_keys, vectors, records in (
                 (passages_kind, passage_keys, unit.chunk_vectors, milvus.chunk_records(unit.chunks)),
-                (sentences_kind, sentence_keys, unit.sentence_vectors, milvus.sentence_records(unit.chunks, unit.sentences)),
+                (
+                    sentences_kind,
+                    sentence_keys,
+                    unit.sentence_vectors,
+                    milvus.sentence_records(unit.chunks, unit.sentences),
+                ),
             ):
                 fresh[kind][0].append(unit_keys)
                 fresh[kind][1].append(vectors)
@@ -147,7 +157,9 @@ class MilvusStores:
         for kind, (fresh_keys, vectors, records) in fresh.items():
             if fresh_keys:
                 build.write(kind, np.concatenate(fresh_keys), np.concatenate(vectors), records)
-        passages, sentences, block = build.finish(np.concatenate(keys[passages_kind]), np.concatenate(keys[sentences_kind]))
+        passages, sentences, block = build.finish(
+            np.concatenate(keys[passages_kind]), np.concatenate(keys[sentences_kind])
+        )
 
         def after_swap(say: Callable[[str], None]) -> None:
             try:
@@ -169,7 +181,7 @@ def backend(kind: str) -> StoreBackend:
 
 
 def kind_of(manifest: dict) -> str:
-    """"local" (FAISS files) or "milvus": where a built index's vectors live."""
+    """ "local" (FAISS files) or "milvus": where a built index's vectors live."""
     return manifest.get("store", {}).get("kind", LOCAL)
 
 

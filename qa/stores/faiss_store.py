@@ -11,6 +11,7 @@ contract in qa/stores/milvus.py.
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 
 from qa.errors import IndexCorruptError
@@ -89,7 +90,7 @@ class FaissStore:
         faiss.write_index(self._index, str(path))
 
     @classmethod
-    def load(cls, path: Path) -> "FaissStore":
+    def load(cls, path: Path) -> FaissStore:
         """Read a file written by `save`; IndexCorruptError if it is missing or damaged."""
         path = Path(path)
         try:

@@ -1,6 +1,6 @@
 """Milvus behind the engine's contracts: passage and sentence vectors (`MilvusStore`, a
 `VectorStore`), BM25 candidates from Milvus's own BM25 function (`MilvusLexical`, a
-`LexicalSearch`), and one build's writes (`MilvusBuild`).
+`LexicalSearch`); one build's writes are `qa.stores.milvus_build.MilvusBuild`.
 
 The only module that imports pymilvus. The same code talks to embedded milvus-lite
 (a URI ending in .db), a single server or a cluster (http(s)://host:port): only the
@@ -29,17 +29,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from qa.errors import IndexCorruptError, StoreUnavailableError
 from qa.schema import Chunk, Filter
-from qa.stores.base import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, as_matrix, kind_for
+from qa.stores.base import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, as_matrix
 from qa.text.tokens import bm25_text
 
 try:
@@ -107,13 +105,10 @@ def _connect_advice(uri: str, error: Exception) -> str:
             f"serve the file with `milvus-lite server --data-dir {uri} --port 19530` and set "
             f"QA_MILVUS_URI=http://127.0.0.1:19530"
         )
-    return (
-        f"cannot reach Milvus at {uri} ({error}); check QA_MILVUS_URI and QA_MILVUS_TOKEN, "
-        f"or set QA_STORE=local"
-    )
+    return f"cannot reach Milvus at {uri} ({error}); check QA_MILVUS_URI and QA_MILVUS_TOKEN, or set QA_STORE=local"
 
 
-def _call(what: str, function, *args, **kwargs):
+def call(what: str, function, *args, **kwargs):
     """Run one client call, turning Milvus's errors into a StoreUnavailableError that
     names the operation (a question must not end in a gRPC traceback)."""
     try:
@@ -130,7 +125,7 @@ def stable_ids(source: str, content_hash: str, kind: str, count: int) -> np.ndar
     from a hash of (source, file sha256, kind, position), so an unchanged article has
     the same keys in every build, and a changed or renamed one gets new ones. Two keys
     of a 10-million-row collection collide with odds of about 1e-5."""
-    prefix = f"{source}\0{content_hash}\0{kind}\0".encode("utf-8")
+    prefix = f"{source}\0{content_hash}\0{kind}\0".encode()
     return np.fromiter(
         (
             int.from_bytes(hashlib.blake2b(prefix + str(i).encode(), digest_size=8).digest(), "little") >> 1
@@ -200,11 +195,17 @@ def create_collection(client: MilvusClient, name: str, dimension: int, kind: str
         # {"type": "chinese"} is refused by milvus-lite ("unknown tokenizer type");
         # {"tokenizer": "jieba"} works there and on a Milvus server.
         schema.add_field(
-            "norm", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True, analyzer_params={"tokenizer": "jieba"}
+            "norm",
+            DataType.VARCHAR,
+            max_length=TEXT_BYTES,
+            enable_analyzer=True,
+            analyzer_params={"tokenizer": "jieba"},
         )
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         schema.add_function(
-            Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["norm"], output_field_names=["sparse"])
+            Function(
+                name="bm25", function_type=FunctionType.BM25, input_field_names=["norm"], output_field_names=["sparse"]
+            )
         )
         index_params.add_index(
             field_name="sparse",
@@ -212,7 +213,7 @@ def create_collection(client: MilvusClient, name: str, dimension: int, kind: str
             metric_type="BM25",
             params={"bm25_k1": BM25_K1, "bm25_b": BM25_B},
         )
-    _call("create_collection", client.create_collection, name, schema=schema, index_params=index_params)
+    call("create_collection", client.create_collection, name, schema=schema, index_params=index_params)
 
 
 def chunk_records(chunks: Sequence[Chunk]) -> list[dict]:
@@ -283,20 +284,23 @@ class MilvusStore:
         self.retired = np.asarray(retired if retired is not None else [], dtype=np.int64)
         self.uri = uri
         self.kind = kind
-        self._set_ids(np.asarray(ids if ids is not None else [], dtype=np.int64))
+        self.set_ids(np.asarray(ids if ids is not None else [], dtype=np.int64))
 
-    def _set_ids(self, ids: np.ndarray) -> None:
+    def set_ids(self, ids: np.ndarray) -> None:
+        """Make `ids` the store's row -> key map (a build hands it the new index's)."""
         self.ids = ids
         # key -> row through a sorted copy: a dict of ten million keys costs ~1 GB.
         self._order = np.argsort(ids, kind="stable")
         self._sorted = ids[self._order]
 
     @classmethod
-    def create(cls, uri: str, collection: str, dimension: int, *, token: str = "", kind: str = "flat", bm25: bool = False):
+    def create(
+        cls, uri: str, collection: str, dimension: int, *, token: str = "", kind: str = "flat", bm25: bool = False
+    ):
         """An empty store in a new collection (dropped first if it exists)."""
         client = connect(uri, token)
-        if _call("has_collection", client.has_collection, collection):
-            _call("drop_collection", client.drop_collection, collection)
+        if call("has_collection", client.has_collection, collection):
+            call("drop_collection", client.drop_collection, collection)
         create_collection(client, collection, dimension, kind, bm25)
         return cls(client, collection, dimension, uri=uri, kind=kind)
 
@@ -325,7 +329,7 @@ class MilvusStore:
         vectors = as_matrix(vectors, self.dimension)
         keys = np.arange(len(self), len(self) + len(vectors), dtype=np.int64)
         self.write(keys, vectors, [{} for _ in keys])
-        self._set_ids(np.concatenate([self.ids, keys]))
+        self.set_ids(np.concatenate([self.ids, keys]))
         self.flush()
 
     def write(self, keys: np.ndarray, vectors: np.ndarray, records: Sequence[dict]) -> None:
@@ -333,34 +337,48 @@ class MilvusStore:
         store's generation; missing fields get empty values. Not searchable by this
         store until its ids include the keys; call `flush` after the last write."""
         vectors = as_matrix(vectors, self.dimension)
-        defaults = {"source": "", "title": "", "date": "", "start_offset": 0, "end_offset": 0, "paragraph": 0, "text": ""}
+        defaults = {
+            "source": "",
+            "title": "",
+            "date": "",
+            "start_offset": 0,
+            "end_offset": 0,
+            "paragraph": 0,
+            "text": "",
+        }
         bm25 = self._has_bm25()
         for begin in range(0, len(keys), BATCH_ROWS):
             rows = []
             for i in range(begin, min(begin + BATCH_ROWS, len(keys))):
-                row = {**defaults, **records[i], "pk": int(keys[i]), "born": self.generation, "vector": vectors[i].tolist()}
+                row = {
+                    **defaults,
+                    **records[i],
+                    "pk": int(keys[i]),
+                    "born": self.generation,
+                    "vector": vectors[i].tolist(),
+                }
                 if bm25:
                     row.setdefault("norm", bm25_text(row["text"]))
                 else:
                     row.pop("norm", None)
                 rows.append(row)
-            _call("upsert", self._client.upsert, self.collection, rows)
+            call("upsert", self._client.upsert, self.collection, rows)
 
     def _has_bm25(self) -> bool:
         if not hasattr(self, "_bm25"):
-            fields = _call("describe_collection", self._client.describe_collection, self.collection)["fields"]
+            fields = call("describe_collection", self._client.describe_collection, self.collection)["fields"]
             self._bm25 = any(f["name"] == "sparse" for f in fields)
         return self._bm25
 
     def delete(self, keys: np.ndarray) -> None:
         for begin in range(0, len(keys), BATCH_ROWS * 10):
             chunk = np.asarray(keys[begin : begin + BATCH_ROWS * 10], dtype=np.int64).tolist()
-            _call("delete", self._client.delete, self.collection, ids=chunk)
+            call("delete", self._client.delete, self.collection, ids=chunk)
 
     def flush(self) -> None:
         # Milvus searches unflushed rows slowly (lite: a scan of its write buffer), so a
         # build flushes once at the end instead of leaving it to the server.
-        _call("flush", self._client.flush, self.collection)
+        call("flush", self._client.flush, self.collection)
 
     def search(
         self, vectors: np.ndarray, n: int, allowed: np.ndarray | None = None, where: Filter | None = None
@@ -382,7 +400,7 @@ class MilvusStore:
     def _dense_search(self, queries: np.ndarray, limit: int, expression: str):
         """Milvus's inner-product search of this collection: per query, the `limit` best
         rows' keys and scores among those `expression` lets through."""
-        return _call(
+        return call(
             "search",
             self._client.search,
             self.collection,
@@ -401,7 +419,7 @@ class MilvusStore:
             return out
         keys = self.ids[ids]
         unique = np.unique(keys)
-        got = _call("get", self._client.get, self.collection, ids=unique.tolist(), output_fields=["vector"])
+        got = call("get", self._client.get, self.collection, ids=unique.tolist(), output_fields=["vector"])
         by_key = {int(row["pk"]): row["vector"] for row in got}
         missing = [int(k) for k in unique if int(k) not in by_key]
         if missing:
@@ -451,9 +469,13 @@ class MilvusStore:
                 limit=n,
                 expr=expression,
             ),
-            AnnSearchRequest(data=[bm25_text(text)], anns_field="sparse", param={"metric_type": "BM25"}, limit=n, expr=expression),
+            AnnSearchRequest(
+                data=[bm25_text(text)], anns_field="sparse", param={"metric_type": "BM25"}, limit=n, expr=expression
+            ),
         ]
-        hits = _call("hybrid_search", self._client.hybrid_search, self.collection, requests, RRFRanker(RRF_K), limit=2 * n)[0]
+        hits = call(
+            "hybrid_search", self._client.hybrid_search, self.collection, requests, RRFRanker(RRF_K), limit=2 * n
+        )[0]
         rows = self.rows_of([hit.id for hit in hits])
         scores = np.asarray([hit["distance"] for hit in hits], dtype=np.float32)
         return rows[rows >= 0], scores[rows >= 0]
@@ -473,7 +495,7 @@ class MilvusStore:
             np.savez(out, ids=self.ids, retired=self.retired, meta=np.array(json.dumps(meta)))
 
     @classmethod
-    def load(cls, path: Path, uri: str | None = None, token: str = "") -> "MilvusStore":
+    def load(cls, path: Path, uri: str | None = None, token: str = "") -> MilvusStore:
         """Read a file written by `save` and connect to its collection (at `uri` when
         given: the saved URI has no credentials).
 
@@ -489,12 +511,12 @@ class MilvusStore:
         except (OSError, ValueError, KeyError) as error:
             raise IndexCorruptError(f"cannot read the Milvus row map {path}; rebuild it with `qa build`") from error
         client = connect(uri or meta["uri"], token)
-        if not _call("has_collection", client.has_collection, meta["collection"]):
+        if not call("has_collection", client.has_collection, meta["collection"]):
             raise IndexCorruptError(
                 f"the Milvus collection {meta['collection']} this index was built into is gone from "
                 f"{meta['uri']}; run `qa build --full` to rebuild it"
             )
-        _ensure_loaded(client, meta["collection"])
+        ensure_loaded(client, meta["collection"])
         return cls(
             client,
             meta["collection"],
@@ -520,7 +542,7 @@ class MilvusLexical:
         form = bm25_text(text)
         if not form.strip() or n <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        hits = _call(
+        hits = call(
             "BM25 search",
             self.store._client.search,
             self.store.collection,
@@ -538,124 +560,16 @@ class MilvusLexical:
         return rows[rows >= 0], scores[rows >= 0]
 
 
-# ---------------------------------------------------------------------- one build
-
-
-@dataclass
-class _Collections:
-    passages: str
-    sentences: str
-
-
-class MilvusBuild:
-    """The Milvus side of one `qa build`: open (or create) the collections, upsert the
-    rows of added and changed articles, hand the stores to the new index, and after
-    the swap delete what the new index dropped.
-
-    Args:
-        uri, token, base: where, and the collection base name.
-        live: the "store" block of the index now in use (its manifest), or None.
-        previous: that index's stores by kind, when this build reuses its articles
-            (an incremental build, into the same collections); None for a full build.
-        dimension: of the vectors.
-        rows: passages and sentences the index will hold (exact or HNSW search for new
-            collections, as `qa.stores.faiss_store.kind_for` picks for FAISS).
-    """
-
-    def __init__(
-        self,
-        uri: str,
-        token: str,
-        base: str,
-        live: dict | None,
-        previous: dict[str, MilvusStore] | None,
-        dimension: int,
-        rows: tuple[int, int],
-    ):
-        self.uri, self.base = uri, base
-        self.client = connect(uri, token)
-        self.live = live if live and live.get("uri") == _plain(uri) else None
-        live_generation = int(self.live["generation"]) if self.live else 0
-        self.generation = live_generation + 1
-        self._drop_dead_builds(live_generation)
-        self.previous = previous if self.live else None
-        if self.previous:
-            self.collections = _Collections(**self.live["collections"])
-            self.kinds = dict(self.live.get("kinds", {}))
-            for kind, name in zip(KINDS, (self.collections.passages, self.collections.sentences)):
-                # Rows a build that died before its swap wrote, and rows the live index
-                # dropped if its build died before deleting them.
-                _call("delete", self.client.delete, name, filter=f"born > {live_generation}")
-                self.previous[kind].delete(self.previous[kind].retired)
-            self.retire_after = []
-        else:
-            self.collections = _Collections(*(f"{base}_g{self.generation}_{kind}" for kind in KINDS))
-            self.kinds = {PASSAGES: kind_for(rows[0]), SENTENCES: kind_for(rows[1])}
-            for kind, name in zip(KINDS, (self.collections.passages, self.collections.sentences)):
-                if _call("has_collection", self.client.has_collection, name):
-                    _call("drop_collection", self.client.drop_collection, name)
-                create_collection(self.client, name, dimension, self.kinds[kind], bm25=kind == PASSAGES)
-            self.retire_after = list(self.live["collections"].values()) if self.live else []
-        self.stores = {
-            kind: MilvusStore(self.client, name, dimension, generation=self.generation, uri=_plain(uri), kind=self.kinds[kind])
-            for kind, name in zip(KINDS, (self.collections.passages, self.collections.sentences))
-        }
-
-    def _drop_dead_builds(self, live_generation: int) -> None:
-        """Collections that full builds which died before their swap created."""
-        pattern = re.compile(rf"{re.escape(self.base)}_g(\d+)_(?:{'|'.join(KINDS)})")
-        for name in _call("list_collections", self.client.list_collections):
-            match = pattern.fullmatch(name)
-            if match and int(match.group(1)) > live_generation:
-                _call("drop_collection", self.client.drop_collection, name)
-
-    def write(self, kind: str, keys: np.ndarray, vectors: np.ndarray, records: Sequence[dict]) -> None:
-        self.stores[kind].write(keys, vectors, records)
-
-    def finish(self, passage_ids: np.ndarray, sentence_ids: np.ndarray):
-        """Flush, and give the stores the new index's row -> key maps and the keys it
-        drops from the previous index (filtered out of its searches until deleted).
-        Returns (passage store, sentence store, the manifest's "store" block)."""
-        for kind, ids in ((PASSAGES, passage_ids), (SENTENCES, sentence_ids)):
-            store = self.stores[kind]
-            store._set_ids(np.asarray(ids, dtype=np.int64))
-            old = self.previous[kind].ids if self.previous else np.zeros(0, dtype=np.int64)
-            store.retired = np.setdiff1d(old, store.ids)
-            store.flush()
-            _ensure_loaded(self.client, store.collection)
-        block = {
-            "kind": "milvus",
-            "uri": _plain(self.uri),
-            "collections": {PASSAGES: self.collections.passages, SENTENCES: self.collections.sentences},
-            "kinds": self.kinds,
-            "generation": self.generation,
-            "retired": {kind: int(len(self.stores[kind].retired)) for kind in KINDS},
-        }
-        return self.stores[PASSAGES], self.stores[SENTENCES], block
-
-    def after_swap(self) -> None:
-        """Delete the rows the new index dropped and the collections it replaced. If
-        this never runs (the process dies), the new index still filters the rows out
-        and the next build deletes them."""
-        for store in self.stores.values():
-            if len(store.retired):
-                store.delete(store.retired)
-                store.flush()
-        for name in self.retire_after:
-            if _call("has_collection", self.client.has_collection, name):
-                _call("drop_collection", self.client.drop_collection, name)
-
-
-def _ensure_loaded(client: MilvusClient, collection: str) -> None:
+def ensure_loaded(client: MilvusClient, collection: str) -> None:
     """Load a collection that is not loaded (a restarted server starts with every
     collection released); one already loaded is left alone, so the replicas an
     operator loaded it with on a cluster stay as they are."""
-    state = _call("get_load_state", client.get_load_state, collection)["state"]
+    state = call("get_load_state", client.get_load_state, collection)["state"]
     if state != LoadState.Loaded:
-        _call("load_collection", client.load_collection, collection)
+        call("load_collection", client.load_collection, collection)
 
 
-def _plain(uri: str) -> str:
+def plain_uri(uri: str) -> str:
     from qa.settings import without_credentials
 
     return without_credentials(uri)

@@ -31,9 +31,7 @@ __all__ = ["eval_form", "match_form", "strip_pinyin"]
 _PINYIN_LETTERS = "a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü\u0300\u0301\u0304\u030c\u0308"
 # "(...)" directly after an ideograph; half- or full-width parentheses.
 _ANNOTATION_RE = re.compile(
-    f"(?<=[{CJK_CHAR_CLASS}])[(（]"
-    f"([{_PINYIN_LETTERS}]{{1,14}}(?:[ '’][{_PINYIN_LETTERS}]{{1,7}})?)"
-    "[)）]"
+    f"(?<=[{CJK_CHAR_CLASS}])[(（]([{_PINYIN_LETTERS}]{{1,14}}(?:[ '’][{_PINYIN_LETTERS}]{{1,7}})?)[)）]"
 )
 # One toneless pinyin syllable: optional initial + a final from the standard table.
 # Longest alternatives first so the regex engine does not stop at a prefix.
@@ -58,9 +56,7 @@ def _is_pinyin(annotation: str) -> bool:
     decomposed = unicodedata.normalize("NFD", annotation)
     has_tone = any(ch in _TONE_MARKS for ch in decomposed)
     # Drop tone marks but keep ü (u + U+0308) as one letter.
-    bare = unicodedata.normalize(
-        "NFC", "".join(ch for ch in decomposed if ch not in _TONE_MARKS)
-    )
+    bare = unicodedata.normalize("NFC", "".join(ch for ch in decomposed if ch not in _TONE_MARKS))
     if has_tone:
         return bool(_ONE_OR_TWO_SYLLABLES_RE.fullmatch(bare))
     return len(bare) >= 2 and bool(_ONE_SYLLABLE_RE.fullmatch(bare))
@@ -75,9 +71,7 @@ def strip_pinyin(text: str) -> str:
     """
     if "(" not in text and "（" not in text:
         return text
-    return _ANNOTATION_RE.sub(
-        lambda m: "" if _is_pinyin(m.group(1)) else m.group(0), text
-    )
+    return _ANNOTATION_RE.sub(lambda m: "" if _is_pinyin(m.group(1)) else m.group(0), text)
 
 
 # ----------------------------------------------------------------------- match form

@@ -42,7 +42,7 @@ def has_han(text: str) -> bool:
 
 
 def script_of(text: str) -> str:
-    """"zh-Hans", "zh-Hant" or "en", from the Chinese characters of `text`."""
+    """ "zh-Hans", "zh-Hant" or "en", from the Chinese characters of `text`."""
     han = _CJK_RE.findall(text)
     if not han:
         return "en"

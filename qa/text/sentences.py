@@ -16,7 +16,8 @@ from qa.text.normalize import match_form
 # when a full stop is too far (one separator level down); an ellipsis only says that a
 # printed line may end a paragraph (`qa.ingest.clean`): inside a line it often trails
 # a list rather than ending a sentence.
-FULL_STOPS = "。！？!?"
+CJK_FULL_STOPS = "。！？"
+FULL_STOPS = CJK_FULL_STOPS + "!?"
 SEMICOLONS = "；;"
 ELLIPSIS = "…"
 SENTENCE_END = FULL_STOPS + SEMICOLONS + ELLIPSIS
@@ -24,9 +25,7 @@ SENTENCE_END = FULL_STOPS + SEMICOLONS + ELLIPSIS
 CLOSING_QUOTES = "”’」』》）)"
 
 # A sentence ends at a full stop or semicolon (with any closing quote) or at a newline.
-_SENTENCE = re.compile(
-    f"[^{FULL_STOPS}{SEMICOLONS}\\n]*(?:[{FULL_STOPS}{SEMICOLONS}][{CLOSING_QUOTES}]*|\\n|$)"
-)
+_SENTENCE = re.compile(f"[^{FULL_STOPS}{SEMICOLONS}\\n]*(?:[{FULL_STOPS}{SEMICOLONS}][{CLOSING_QUOTES}]*|\\n|$)")
 # Sentences longer than this are cut at clause marks, so the highlight stays readable.
 MAX_SENTENCE_CHARS = 90
 _CLAUSE = re.compile(r"[^，,：:]*(?:[，,：:]|$)")

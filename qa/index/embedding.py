@@ -1,0 +1,73 @@
+"""What a build embeds and how: each passage and each of its sentences, with the
+configured context (the article's date) in front, in batches of similar length.
+
+Passages and their sentences are both embedded: a question usually targets one
+sentence, whose meaning a whole passage's vector averages away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from qa.schema import Chunk
+from qa.settings import CONTEXTS
+from qa.text.sentences import sentence_spans
+
+
+def sentence_rows(chunks: Sequence[Chunk]) -> list[tuple[int, int, int]]:
+    """Every sentence of `chunks` as (passage position, start, end), article offsets,
+    in passage order: the order the index stores and embeds them in."""
+    return [
+        (position, span.start, span.end)
+        for position, chunk in enumerate(chunks)
+        for span in sentence_spans(chunk.text, chunk.start)
+    ]
+
+
+def embedding_texts(chunks: Sequence[Chunk], sentences: Sequence[tuple], context: str) -> list[str]:
+    """The texts one article's passages, then its sentences (`sentence_rows`, extra
+    fields ignored), are embedded as."""
+    texts = [context_prefix(chunk, context) + chunk.text for chunk in chunks]
+    for position, start, end, *_ in sentences:
+        chunk = chunks[position]
+        texts.append(context_prefix(chunk, context) + chunk.text[start - chunk.start : end - chunk.start])
+    return texts
+
+
+def context_prefix(chunk: Chunk, context: str) -> str:
+    """What goes in front of a passage or sentence for embedding.
+
+    The date lets "in 2024" find the 2024 article; whole titles were measured to
+    hurt (they are long and alike, so they pull every passage of an article
+    together), see docs/measurements.md, "What the embedding sees".
+    """
+    if context == "date":
+        return f"{chunk.date}\n" if chunk.date else ""
+    if context == "title":
+        return f"{chunk.title}\n"
+    if context == "none":
+        return ""
+    raise ValueError(f"embed_context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+
+
+def encode_in_batches(encoder, texts: list[str], progress: bool, batch_size: int = 32) -> np.ndarray:
+    """Embed `texts` in batches of similar length; rows come back in `texts` order.
+
+    A batch is padded to its longest text, so batching sentences with 200-character
+    passages wastes most of the work on padding; sorting by length first avoids it.
+    """
+    from tqdm.auto import tqdm
+
+    order = np.argsort([-len(text) for text in texts], kind="stable")
+    vectors: np.ndarray | None = None
+    with tqdm(total=len(texts), desc="embedding passages and sentences", unit="text", disable=not progress) as bar:
+        for begin in range(0, len(texts), batch_size):
+            rows = order[begin : begin + batch_size]
+            batch = np.asarray(encoder.encode_passages([texts[i] for i in rows]), dtype=np.float32)
+            if vectors is None:
+                vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
+            vectors[rows] = batch
+            bar.update(len(rows))
+    return vectors
