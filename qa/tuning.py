@@ -2,7 +2,7 @@
 
 Each value says what it was measured on. "All sets" means the seed dev questions
 (../shared/eval), cmrc2018-trial and drcd-dev (../shared/bench), judged together:
-a value was kept only when it did not lose on any of them (see README,
+a value was kept only when it did not lose on any of them (see docs/measurements.md,
 "How the parameters were chosen"). Values marked "seed sets" were chosen in the
 first round on the seed dev and extra questions only, before the benchmarks existed.
 """
@@ -45,7 +45,7 @@ class Tuning:
     # long one). Recall grows with the length on every set (a longer text holds more
     # gold strings), so it cannot choose alone: 500 is the reading budget of the plain
     # LangChain recipe's 500-character chunks, where every set reached R@5 >= 0.99
-    # (300/400/500/600 swept; see README, "Passages a reader wants").
+    # (300/400/500/600 swept; see docs/measurements.md, "What a reader gets back").
     context_chars: int = 500
 
     def to_dict(self) -> dict:

@@ -262,3 +262,74 @@ def test_eval_of_a_benchmark_folder_indexes_it_once_and_applies_the_source_rule(
     assert again.returncode == 0, again.stderr
     assert "building" not in again.stderr  # indexed once, reused while the corpus is unchanged
     assert "R@1 0.500" in again.stdout
+
+
+# ----------------------------------------------------------- version, module, config file
+
+
+def run_bare(*args: str, cwd: Path, env: dict | None = None, module: bool = False):
+    """The command with no QA_* variable set (only those in `env`)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    clean.update(env or {}, PYTHONIOENCODING="utf-8")
+    command = [sys.executable, "-m", "qa"] if module else qa_command()
+    return subprocess.run(
+        [*command, *args], cwd=cwd, env=clean, capture_output=True, text=True, encoding="utf-8", timeout=120
+    )
+
+
+def test_version_and_python_dash_m(tmp_path):
+    import qa
+
+    result = run_bare("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"qa {qa.__version__}", result
+    helped = run_bare("--help", cwd=tmp_path, module=True)
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: qa ")
+    for command in ("build", "ask", "status", "eval", "serve"):
+        assert command in helped.stdout
+
+
+def _status(result) -> dict:
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_qa_toml_beside_the_corpus_changes_settings(tmp_path):
+    project = tmp_path / "archive"
+    (project / "news").mkdir(parents=True)
+    (project / "news" / "a.txt").write_text("知识城与新加坡签署了81份合作备忘录。\n", encoding="utf-8")
+    (project / "qa.toml").write_text(
+        '# beside the corpus\ncorpus_dir = "news"\nindex_dir = "built"\n\n[qa]\nmax_question_chars = 20\n',
+        encoding="utf-8",
+    )
+    status = _status(run_bare("status", "--json", cwd=project))
+    assert status["corpus_dir"] == str(project / "news")
+    assert status["index_dir"] == str(project / "built")
+    assert_user_error(run_bare("ask", "问" * 21, cwd=project), "21", "20")
+    # From elsewhere, with --config: folders stay relative to the file, not to where qa runs.
+    status = _status(run_bare("--config", str(project / "qa.toml"), "status", "--json", cwd=tmp_path))
+    assert status["corpus_dir"] == str(project / "news")
+    # A QA_* variable still wins over the file, and a flag over both.
+    status = _status(run_bare("status", "--json", cwd=project, env={"QA_INDEX_DIR": str(tmp_path / "env-index")}))
+    assert status["index_dir"] == str(tmp_path / "env-index")
+    status = _status(run_bare("--index", str(tmp_path / "flag"), "status", "--json", cwd=project))
+    assert status["index_dir"] == str(tmp_path / "flag")
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("chunk_sise = 300\n", ["qa.toml", "chunk_sise"]),
+        ("top_k = 99\n", ["qa.toml", "top_k", "50"]),
+        ("corpus_dir = [1, 2]\n", ["qa.toml", "corpus_dir"]),
+        ('corpus_dir = "unclosed\n', ["qa.toml", "TOML"]),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_it(tmp_path, text, words):
+    (tmp_path / "qa.toml").write_text(text, encoding="utf-8")
+    assert_user_error(run_bare("status", cwd=tmp_path), *words)
+
+
+def test_a_missing_config_file_named_by_flag_is_one_line(tmp_path):
+    missing = tmp_path / "nowhere.toml"
+    assert_user_error(run_bare("--config", str(missing), "status", cwd=tmp_path), str(missing))

@@ -127,3 +127,27 @@ def test_every_subpackage_is_a_layer_and_has_a_docstring():
             _group(name)
         tree = ast.parse(path.read_text(encoding="utf-8"))
         assert ast.get_docstring(tree), f"{path.relative_to(REPO)} does not say what it does"
+
+
+def test_docs_pages_the_code_cites_exist():
+    """A comment that says "see docs/x.md, "Heading"" points at a page and heading that exist."""
+    import re
+
+    headings = {
+        page.name: {
+            line.lstrip("#").strip().lower()
+            for line in page.read_text(encoding="utf-8").splitlines()
+            if line.startswith("#")
+        }
+        for page in (REPO / "docs").glob("*.md")
+    }
+    cited = 0
+    for path in PACKAGE.rglob("*.py"):
+        # Comments and docstrings wrap: join the lines before looking for citations.
+        text = re.sub(r"\s*\n\s*#?\s*", " ", path.read_text(encoding="utf-8"))
+        for page, heading in re.findall(r'docs/([a-z_-]+\.md)(?:[,( ]{1,3}"([^"]+)")?', text):
+            cited += 1
+            assert page in headings, f"{path.relative_to(REPO)} cites docs/{page}, which does not exist"
+            if heading:
+                assert heading.lower() in headings[page], f"{path.relative_to(REPO)} cites docs/{page}, {heading!r}"
+    assert cited > 10

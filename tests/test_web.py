@@ -565,3 +565,16 @@ def test_an_uploaded_html_article_is_indexed(tmp_path):
     assert service.wait_for_rebuild(60)["error"] == ""
     assert "page.html" in {source for _, source in service.articles()}
     assert service.status()["state"] == "ready"
+
+
+def test_web_settings_come_from_the_config_file_before_the_environment(tmp_path, monkeypatch):
+    for name in ("QA_AUTH", "QA_SHARE", "QA_RATE_LIMIT", "QA_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "qa.toml").write_text('auth = "editor:secret"\nrate_limit = 5\nshare = false\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    web_settings = WebSettings.load()
+    assert web_settings.auth == ("editor", "secret") and web_settings.rate_limit == 5 and not web_settings.share
+    monkeypatch.setenv("QA_RATE_LIMIT", "9")
+    assert WebSettings.load().rate_limit == 9
+    # The web chat's keys are not settings of the engine, and the engine does not refuse them.
+    assert Settings.load().top_k == 5

@@ -6,7 +6,7 @@ at once while the index is rebuilt from scratch in the same server.
     python scripts/load_test.py --via gradio        # through gradio_client's /search instead
 
 By default the server is started here (`python app.py`, QA_RATE_LIMIT=0 because
-every client comes from 127.0.0.1, one torch thread as in the README's figures) on
+every client comes from 127.0.0.1, one torch thread as in docs/speed.md's figures) on
 copies of the corpus and index folders, so rebuilds never touch the repository's.
 Every answer must be HTTP 200 with passages or a verdict and no error; anything else
 counts as an error. Prints a table and, with --json, the figures as JSON.

@@ -1,7 +1,7 @@
 """Micro-batching for question embeddings: questions that arrive together share one
 model call, as inference servers batch requests.
 
-Embedding the question is almost all of a question's time (README, speed), and on
+Embedding the question is almost all of a question's time (docs/speed.md), and on
 CPU one batch of 20 short questions costs about 60% of 20 single calls (measured:
 241 ms against 394 ms, one torch thread). Passages (index builds) go straight to the
 wrapped encoder: they come in batches already.

@@ -1,4 +1,4 @@
-"""Measure this project and its peers on every evaluation set in one run; print the README table.
+"""Measure this project and its peers on every evaluation set in one run; print the table of docs/measurements.md.
 
 Sets: the seed dev questions (the bundled corpus), and every benchmark folder in
 ../shared/bench (cmrc2018-trial, drcd-dev). For each set, `qa eval`'s code runs the

@@ -1,4 +1,4 @@
-"""Fit the "nothing found" judge (qa/search/judge.py) on every shared set together; write qa/judge.json.
+"""Fit the "nothing found" judge (qa/search/judge.py) on every shared set together; write qa/search/judge.json.
 
 Reads the per-question features that `qa/eval/benchmarks.py` saved (hybrid mode) for
 every set: the seed dev questions, our extra questions about the same articles (the

@@ -1,6 +1,6 @@
 """Sweep query-time tuning values on every evaluation set, one index per set; print R@1/R@5/MRR.
 
-Used to choose the values in qa/tuning.py across all sets at once (see README, "How the
+Used to choose the values in qa/tuning.py across all sets at once (see docs/measurements.md, "How the
 parameters were chosen"). Usage:
   python scripts/sweep.py context_chars=200,300,400,500,600 [--sets dev,cmrc2018-trial,drcd-dev] [--mode hybrid]
 """

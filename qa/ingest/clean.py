@@ -2,7 +2,7 @@
 converter pinyin and site boilerplate removed; the original script is kept.
 
 Leaves out: splitting a page that holds several articles (done by hand in corpus/,
-see the README) and any simplified/traditional conversion (matching does that on
+see docs/corpus.md, "The bundled corpus") and any simplified/traditional conversion (matching does that on
 a normalised copy, see normalize.py).
 """
 

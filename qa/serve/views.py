@@ -26,7 +26,7 @@ class Reply:
     status: int = 200
 
     def to_dict(self) -> dict:
-        """The JSON form (see README, "JSON API")."""
+        """The JSON form (docs/usage.md, "JSON API")."""
         result = self.answer
         return {
             "question": self.question,

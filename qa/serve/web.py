@@ -402,7 +402,7 @@ def make_app(
             request: gr.Request = None,
         ) -> dict:
             """The passages that answer `question`, as data: text, score, citation, highlight
-            offsets, and whether they answer it (see README, "JSON API")."""
+            offsets, and whether they answer it (docs/usage.md, "JSON API")."""
             return ask_json(service, question, k, mode, sources, date_from, date_to, history, client_of(request))[0]
 
         def ask_markdown(question: str, request: gr.Request = None) -> str:
