@@ -66,7 +66,9 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
         raise SettingsError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"config file {path} is not valid TOML ({error}); see docs/settings.md") from None
-    table = data.get("qa", {}) if isinstance(data.get("qa"), dict) else {}
+    table = data.get("qa", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"config file {path}: qa must be a table ([qa]) of settings, got {table!r}")
     values = {key: value for key, value in data.items() if key != "qa"}
     values.update(table)
     for key, value in values.items():

@@ -323,6 +323,8 @@ def test_a_qa_toml_beside_the_corpus_changes_settings(tmp_path):
         ("top_k = 99\n", ["qa.toml", "top_k", "50"]),
         ("corpus_dir = [1, 2]\n", ["qa.toml", "corpus_dir"]),
         ('corpus_dir = "unclosed\n', ["qa.toml", "TOML"]),
+        ("qa = 5\n", ["qa.toml", "[qa]"]),
+        ('port = "eighty"\n', ["qa.toml", "port", "eighty"]),
     ],
 )
 def test_a_bad_config_file_is_one_line_naming_it(tmp_path, text, words):
