@@ -34,15 +34,22 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'qa' has no attribute {name!r}")
     import importlib
 
+    module = _PUBLIC.get(name)
+    if module is None:
+        # `import qa; qa.schema.Filter` worked when this file imported everything:
+        # a submodule is still an attribute, imported on first use.
+        try:
+            return importlib.import_module(f"qa.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"qa.{name}":
+                raise
+            raise AttributeError(f"module 'qa' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later look-ups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(name for name in set(globals()) | set(__all__) if not name.startswith("_") or name == "__version__")

@@ -41,7 +41,9 @@ def config_path() -> Path | None:
     if named:
         path = Path(named).expanduser()
         if not path.is_file():
-            raise SettingsError(f"{CONFIG_VARIABLE} names {path}, which is not a file; fix the path or unset it")
+            raise SettingsError(
+                f"the config file {path} (QA_CONFIG or --config) is not a file; fix the path, or unset QA_CONFIG"
+            )
         return path
     path = Path(CONFIG_FILE)
     return path if path.is_file() else None
@@ -59,17 +61,25 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a file saved by an editor that writes a byte-order mark is still read.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as error:
         raise SettingsError(f"cannot read the config file {path}: {error.strerror or error}") from error
     except UnicodeDecodeError:
         raise SettingsError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"config file {path} is not valid TOML ({error}); see docs/settings.md") from None
+    except RecursionError:
+        raise SettingsError(
+            f"config file {path} nests too deeply to be a settings file; see docs/settings.md"
+        ) from None
     table = data.get("qa", {})
     if not isinstance(table, dict):
         raise SettingsError(f"config file {path}: qa must be a table ([qa]) of settings, got {table!r}")
     values = {key: value for key, value in data.items() if key != "qa"}
+    both = sorted(set(values) & set(table))
+    if both:
+        raise SettingsError(f"config file {path} sets {', '.join(both)} twice, at the top and under [qa]; keep one")
     values.update(table)
     for key, value in values.items():
         if isinstance(value, (dict, list)):
@@ -77,4 +87,5 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
         if key in PATH_KEYS:
             folder = Path(str(value)).expanduser()
             values[key] = folder if folder.is_absolute() else path.resolve().parent / folder
-    return {"__file__": path, **values}
+    values["__file__"] = path  # where the values came from, for error messages
+    return values

@@ -221,15 +221,31 @@ def _coerce(name: str, value: Any) -> Any:
     if name not in kinds:
         raise SettingsError(f"unknown setting {name!r}; known: {', '.join(sorted(kinds))}")
     kind = kinds[name]
+    # Values come as text from the environment and as any TOML type from the config
+    # file, so each kind says what it accepts rather than trusting the caller.
     if kind == "Path":
-        return Path(value).expanduser()
+        if not isinstance(value, (str, os.PathLike)):
+            raise SettingsError(f"setting {name} must be a folder path (text), got {value!r}")
+        text = os.fspath(value)
+        if "\0" in text:
+            raise SettingsError(f"setting {name} holds a NUL character; give a plain folder path")
+        try:
+            return Path(text).expanduser()
+        except RuntimeError:  # "~someone/..." for a user that does not exist
+            raise SettingsError(f"setting {name} cannot be expanded ({text!r}); give the full path") from None
     if kind == "int":
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise SettingsError(f"setting {name} must be a whole number, got {value!r}")
         try:
             return int(value)
-        except (TypeError, ValueError):
-            raise SettingsError(f"setting {name} must be an integer, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise SettingsError(f"setting {name} must be a whole number, got {value!r}") from None
     if kind == "bool":
         if isinstance(value, bool):
             return value
         return str(value).strip().lower() in {"1", "true", "yes", "on"}
-    return value
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)  # a model folder given as a Path
+    raise SettingsError(f"setting {name} must be text, got {value!r}")

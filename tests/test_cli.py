@@ -324,6 +324,14 @@ def test_a_qa_toml_beside_the_corpus_changes_settings(tmp_path):
         ("corpus_dir = [1, 2]\n", ["qa.toml", "corpus_dir"]),
         ('corpus_dir = "unclosed\n', ["qa.toml", "TOML"]),
         ("qa = 5\n", ["qa.toml", "[qa]"]),
+        ("chunk_size = inf\n", ["qa.toml", "chunk_size", "whole number"]),
+        ("chunk_size = 200.5\n", ["qa.toml", "chunk_size", "whole number"]),
+        ("top_k = true\n", ["qa.toml", "top_k", "whole number"]),
+        ("embed_model = 5\n", ["qa.toml", "embed_model", "text"]),
+        ("device = 1979-05-27\n", ["qa.toml", "device", "text"]),
+        ('index_dir = "a\\u0000b"\n', ["qa.toml", "index_dir", "NUL"]),
+        ("top_k = 3\n[qa]\ntop_k = 4\n", ["qa.toml", "top_k", "twice"]),
+        ("a = " + "[" * 5000 + "]" * 5000 + "\n", ["qa.toml"]),
         ('port = "eighty"\n', ["qa.toml", "port", "eighty"]),
     ],
 )
@@ -335,3 +343,23 @@ def test_a_bad_config_file_is_one_line_naming_it(tmp_path, text, words):
 def test_a_missing_config_file_named_by_flag_is_one_line(tmp_path):
     missing = tmp_path / "nowhere.toml"
     assert_user_error(run_bare("--config", str(missing), "status", cwd=tmp_path), str(missing))
+
+
+def test_a_bom_at_the_start_of_the_config_file_is_fine(tmp_path):
+    (tmp_path / "qa.toml").write_bytes('\ufefftop_k = 3\nindex_dir = "built"\n'.encode())
+    status = _status(run_bare("status", "--json", cwd=tmp_path))
+    assert status["index_dir"] == str(tmp_path / "built")
+
+
+def test_an_index_folder_that_holds_other_files_is_never_built_into(tmp_path):
+    """`index_dir = "."` names the project folder itself: a build would replace it whole,
+    corpus and config included. It is refused, and nothing is touched."""
+    project = tmp_path / "archive"
+    (project / "corpus").mkdir(parents=True)
+    (project / "corpus" / "a.txt").write_text("知识城与新加坡签署了81份合作备忘录。\n", encoding="utf-8")
+    (project / "notes.txt").write_text("keep me", encoding="utf-8")
+    (project / "qa.toml").write_text('index_dir = "."\n', encoding="utf-8")
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+    assert_user_error(run_bare("build", "-q", cwd=project), str(project), "not an index")
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+    assert (project / "notes.txt").read_text(encoding="utf-8") == "keep me"

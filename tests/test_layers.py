@@ -115,6 +115,7 @@ def test_the_package_init_imports_nothing_heavy_until_used():
         f"loaded = [m for m in {heavy!r} if m in sys.modules]; "
         "print(loaded); assert not loaded, loaded; "
         "assert callable(qa.answer) and callable(qa.retrieve) and callable(qa.build_index); "
+        "assert qa.schema.Filter is qa.Filter and qa.errors.QAError; "
         "assert 'numpy' in sys.modules"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)

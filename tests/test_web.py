@@ -397,10 +397,12 @@ def test_stale_index_answers_with_a_note_until_rebuilt(tmp_path):
 def test_idle_clients_are_forgotten_by_the_rate_limiter():
     from qa.serve.limits import RateLimiter
 
-    limiter = RateLimiter(per_minute=1, window_s=0.05)
+    # A window far longer than the 10,001 calls take even on a loaded machine: were the
+    # first clients already idle at the 10,001st, they would be dropped before "late".
+    limiter = RateLimiter(per_minute=1, window_s=1.0)
     for number in range(10_001):
         assert limiter.allow(f"client-{number}")
-    time.sleep(0.06)
+    time.sleep(1.05)
     assert limiter.allow("late")  # past 10,000 clients: the idle ones are dropped
     assert len(limiter._asked) == 1
     assert not limiter.allow("late")  # and the limit still holds for the rest

@@ -35,7 +35,7 @@ from qa.index.embedding import embedding_texts, encode_in_batches, sentence_rows
 from qa.index.freshness import read_with_digest
 from qa.index.layout import FORMAT_VERSION, MANIFEST, SearchIndex, SentenceTable
 from qa.index.read import forget_cached, read_index, settings_changes
-from qa.index.write import build_lock, write_atomically
+from qa.index.write import build_lock, check_index_folder, write_atomically
 from qa.stores.bm25 import LexicalIndex
 from qa.text.tokens import tokenize
 from qa.text.normalize import match_form
@@ -170,6 +170,7 @@ def build_index(
     started = time.perf_counter()
     stopwatch = Stopwatch()
     index_dir = Path(settings.index_dir)
+    check_index_folder(index_dir)
     files = article_files(settings.corpus_dir)
     with build_lock(index_dir):
         with stopwatch.timing("reuse"):

@@ -14,7 +14,36 @@ from pathlib import Path
 
 from qa.errors import IndexWriteError
 from qa.index.layout import ARTICLES, CHUNKS, LEXICAL_DIR, MANIFEST, SENTENCES, TOKENS, SearchIndex
-from qa.stores.factory import backend, kind_of
+from qa.stores.factory import LocalStores, MilvusStores, backend, kind_of
+
+# Everything an index folder may hold. A build replaces the folder whole, so one that
+# holds anything else (the corpus, notes, a project folder named by mistake) is refused.
+INDEX_ENTRIES = frozenset(
+    {MANIFEST, CHUNKS, SENTENCES, ARTICLES, TOKENS, LEXICAL_DIR, *LocalStores.files, *MilvusStores.files}
+)
+
+def check_index_folder(index_dir: Path) -> None:
+    """Refuse to build into a folder that holds anything but an index: the swap that
+    puts a new index in place deletes the old folder with all it holds.
+
+    Raises:
+        IndexWriteError: `index_dir` is a file, or a folder with other entries.
+    """
+    if not index_dir.exists() and not index_dir.is_symlink():
+        return
+    if not index_dir.is_dir():
+        raise IndexWriteError(f"{index_dir} is a file, not an index folder; set QA_INDEX_DIR (index_dir) to a folder")
+    try:
+        others = sorted(entry for entry in os.listdir(index_dir) if entry not in INDEX_ENTRIES)
+    except OSError as error:
+        raise IndexWriteError(f"cannot read the index folder {index_dir}: {error.strerror or error}") from error
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise IndexWriteError(
+            f"{index_dir} holds files that are not an index's ({shown}); a build replaces that folder whole, "
+            "so set QA_INDEX_DIR (index_dir) to a new or empty folder"
+        )
+
 
 def write_atomically(index_dir: Path, index: SearchIndex) -> None:
     """Write `index` beside `index_dir` and swap it in; the old index survives any failure.
@@ -23,6 +52,7 @@ def write_atomically(index_dir: Path, index: SearchIndex) -> None:
     Raises:
         IndexWriteError: the folder cannot be written.
     """
+    check_index_folder(index_dir)
     try:
         restore_interrupted_swap(index_dir, locked=True)
         # Folders of builds that were killed half-way; none is live, we hold the lock.

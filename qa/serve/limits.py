@@ -49,7 +49,9 @@ class WebSettings:
         if auth:
             user, colon, password = auth.partition(":")
             if not colon or not user or not password:
-                raise SettingsError("setting QA_AUTH must be user:password, got a value without both parts")
+                raise SettingsError(
+                    "setting QA_AUTH must be user:password, got a value without both parts (or auth in qa.toml)"
+                )
             values["auth"] = (user, password)
         if raw.get("share", "").strip().lower() in {"1", "true", "yes", "on"}:
             values["share"] = True
@@ -59,12 +61,14 @@ class WebSettings:
                 values["rate_limit"] = int(rate)
             except ValueError:
                 raise SettingsError(
-                    f"setting QA_RATE_LIMIT must be a whole number (questions per minute), got {rate!r}"
+                    f"setting QA_RATE_LIMIT must be a whole number (questions per minute), got {rate!r} (or rate_limit in qa.toml)"
                 ) from None
         values.update({name: value for name, value in overrides.items() if value is not None})
         settings = cls(**values)
         if settings.rate_limit < 0:
-            raise SettingsError(f"setting QA_RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
+            raise SettingsError(
+                f"setting QA_RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit} (or rate_limit in qa.toml)"
+            )
         return settings
 
 
