@@ -20,31 +20,29 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from qa.ingest.chunking import chunk_article
-from qa.ingest.corpus import article_files, load_article
 from qa.errors import CorpusError, IndexCorruptError, QAError
-from qa.text.sentences import sentence_spans
 from qa.index.embedding import embedding_texts, encode_in_batches, sentence_rows
 from qa.index.freshness import read_with_digest
 from qa.index.layout import FORMAT_VERSION, MANIFEST, SearchIndex, SentenceTable
 from qa.index.read import forget_cached, read_index, settings_changes
 from qa.index.write import build_lock, check_index_folder, write_atomically
-from qa.stores.bm25 import LexicalIndex
-from qa.text.tokens import tokenize
-from qa.text.normalize import match_form
+from qa.ingest.chunking import chunk_article
+from qa.ingest.corpus import article_files, load_article
 from qa.schema import Article, Chunk, Skipped
-from qa.settings import CONTEXTS, Settings
-from qa.tuning import DEFAULT_TUNING
+from qa.settings import Settings
 from qa.stores.base import kind_for
+from qa.stores.bm25 import LexicalIndex
 from qa.stores.factory import OpenStores, backend, kind_of
-
+from qa.text.normalize import match_form
+from qa.text.tokens import tokenize
+from qa.tuning import DEFAULT_TUNING
 
 
 @dataclass(frozen=True)
@@ -180,17 +178,25 @@ def build_index(
         with stopwatch.timing("read_clean"):
             plan = _plan(files, Path(settings.corpus_dir), previous)
         skipped = tuple(item for item, _ in plan.skipped)
-        if (previous is not None and not (plan.added or plan.changed or plan.removed) and _same_skipped(previous, plan)
-                and _same_vector_index(previous, settings)):
+        if (
+            previous is not None
+            and not (plan.added or plan.changed or plan.removed)
+            and _same_skipped(previous, plan)
+            and _same_vector_index(previous, settings)
+        ):
             return _summary(settings, previous, plan, started, model=previous.manifest["model"], written=False)
         if not plan.articles:
             reasons = "; ".join(item.reason for item in skipped[:3])
-            raise CorpusError(f"no article in {settings.corpus_dir} could be indexed ({reasons}); fix or remove those files")
+            raise CorpusError(
+                f"no article in {settings.corpus_dir} could be indexed ({reasons}); fix or remove those files"
+            )
 
         fresh = [article for article, reused in plan.articles if not reused]
         if previous is not None and not _same_vector_index(previous, settings):
-            say(f"vector index {previous.manifest.get('vector_index')} -> QA_VECTOR_INDEX={settings.vector_index}: "
-                "re-indexing the stored vectors")
+            say(
+                f"vector index {previous.manifest.get('vector_index')} -> QA_VECTOR_INDEX={settings.vector_index}: "
+                "re-indexing the stored vectors"
+            )
         say(
             f"{len(plan.articles)} articles: {plan.added} added, {plan.changed} changed, {plan.removed} removed, "
             f"{plan.unchanged} unchanged" + (f"; {len(skipped)} file(s) skipped" if skipped else "")
@@ -212,7 +218,14 @@ def build_index(
             after_swap(say)
     forget_cached(index_dir)
     return _summary(
-        settings, index, plan, started, model=model_name, embedded=embedded, full=previous is None, stages=stopwatch.seconds
+        settings,
+        index,
+        plan,
+        started,
+        model=model_name,
+        embedded=embedded,
+        full=previous is None,
+        stages=stopwatch.seconds,
     )
 
 
@@ -225,8 +238,9 @@ def _same_vector_index(previous: SearchIndex, settings: Settings) -> bool:
     if settings.store != "local":
         return True
     kinds = previous.manifest.get("vector_index", {})
-    return (kinds.get("passages") == kind_for(previous.manifest["chunks"], settings.vector_index)
-            and kinds.get("sentences") == kind_for(previous.manifest["sentences"], settings.vector_index))
+    return kinds.get("passages") == kind_for(previous.manifest["chunks"], settings.vector_index) and kinds.get(
+        "sentences"
+    ) == kind_for(previous.manifest["sentences"], settings.vector_index)
 
 
 def _previous_index(index_dir: Path, settings: Settings, full: bool) -> tuple[SearchIndex | None, str]:
@@ -268,7 +282,7 @@ def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None) -> 
     # Two files with the same text: the one already indexed keeps it, else the first.
     # Keyed by the text itself: a str caches its own hash, so no digest is computed.
     owner: dict[str, str] = {}
-    for source, _, _, article, reused in sorted(found, key=lambda item: not item[4]):
+    for source, _, _, article, _reused in sorted(found, key=lambda item: not item[4]):
         owner.setdefault(article.text, source)
     for source, path, digest, article, reused in found:
         first = owner[article.text]
@@ -300,7 +314,12 @@ def _units(article: Article, settings: Settings, stopwatch: Stopwatch) -> Units:
     with stopwatch.timing("chunk"):
         chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
         sentences = [
-            (position, start, end, match_form(chunks[position].text[start - chunks[position].start : end - chunks[position].start]))
+            (
+                position,
+                start,
+                end,
+                match_form(chunks[position].text[start - chunks[position].start : end - chunks[position].start]),
+            )
             for position, start, end in sentence_rows(chunks)
         ]
     with stopwatch.timing("tokenise"):
@@ -329,7 +348,8 @@ def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
             article=previous.articles[source],
             chunks=[previous.chunks[row] for row in chunk_rows],
             sentences=[
-                (int(table.chunk[s]) - first, int(table.start[s]), int(table.end[s]), table.form[s]) for s in sentence_rows
+                (int(table.chunk[s]) - first, int(table.start[s]), int(table.end[s]), table.form[s])
+                for s in sentence_rows
             ],
             tokens=[previous.tokens[row] for row in chunk_rows],
             chunk_vectors=None if kept else chunk_vectors[chunk_rows],
@@ -407,7 +427,9 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, pr
         "vector_index": {"passages": store.kind, "sentences": sentence_store.kind},
         "chunks": len(chunks),
         "sentences": len(sentences),
-        "articles": [{"source": a.source, "title": a.title, "date": a.date, "sha256": a.content_hash} for a in articles],
+        "articles": [
+            {"source": a.source, "title": a.title, "date": a.date, "sha256": a.content_hash} for a in articles
+        ],
         # Files left out and why; a file whose hash is unchanged stays skipped without
         # making the index look stale.
         "skipped": [{"source": s.source, "sha256": digest, "reason": s.reason} for s, digest in plan.skipped],
@@ -440,7 +462,16 @@ def live_store_block(index_dir: Path) -> dict | None:
 
 
 def _summary(
-    settings, index: SearchIndex, plan: Plan, started: float, *, model: str, embedded=0, full=False, written=True, stages=None
+    settings,
+    index: SearchIndex,
+    plan: Plan,
+    started: float,
+    *,
+    model: str,
+    embedded=0,
+    full=False,
+    written=True,
+    stages=None,
 ):
     return BuildSummary(
         index_dir=str(settings.index_dir),

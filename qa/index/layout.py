@@ -57,7 +57,7 @@ class SentenceTable:
         return {"chunk": self.chunk.tolist(), "start": self.start.tolist(), "end": self.end.tolist(), "form": self.form}
 
     @classmethod
-    def from_json(cls, data: dict) -> "SentenceTable":
+    def from_json(cls, data: dict) -> SentenceTable:
         arrays = (np.asarray(data[key], dtype=np.int32) for key in ("chunk", "start", "end"))
         return cls(*arrays, form=list(data["form"]))
 
@@ -89,10 +89,14 @@ class SearchIndex:
         """Which passages belong to the articles `where` allows (bool, one per passage)."""
         if self._article_codes is None:
             position = {source: code for code, source in enumerate(self.articles)}
-            self._article_codes = np.fromiter((position[c.source] for c in self.chunks), dtype=np.int32, count=len(self.chunks))
+            self._article_codes = np.fromiter(
+                (position[c.source] for c in self.chunks), dtype=np.int32, count=len(self.chunks)
+            )
         allowed = [code for code, article in enumerate(self.articles.values()) if where.allows(article)]
         return np.isin(self._article_codes, allowed)
 
     def sentence_text(self, sentence: int) -> str:
         chunk = self.chunks[int(self.sentences.chunk[sentence])]
-        return chunk.text[int(self.sentences.start[sentence]) - chunk.start : int(self.sentences.end[sentence]) - chunk.start]
+        return chunk.text[
+            int(self.sentences.start[sentence]) - chunk.start : int(self.sentences.end[sentence]) - chunk.start
+        ]

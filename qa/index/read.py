@@ -172,7 +172,9 @@ def settings_changes(manifest: dict, settings: Settings) -> list[str]:
     shape = settings.index_shape()
     # Both ways: a Milvus index ("store" recorded) read with the local store differs too.
     names = list(shape) + [name for name in built if name not in shape]
-    return [f"{name} {built.get(name)!r} -> {shape.get(name)!r}" for name in names if built.get(name) != shape.get(name)]
+    return [
+        f"{name} {built.get(name)!r} -> {shape.get(name)!r}" for name in names if built.get(name) != shape.get(name)
+    ]
 
 
 def check_settings(manifest: dict, settings: Settings) -> None:

@@ -22,6 +22,7 @@ INDEX_ENTRIES = frozenset(
     {MANIFEST, CHUNKS, SENTENCES, ARTICLES, TOKENS, LEXICAL_DIR, *LocalStores.files, *MilvusStores.files}
 )
 
+
 def check_index_folder(index_dir: Path) -> None:
     """Refuse to build into a folder that holds anything but an index: the swap that
     puts a new index in place deletes the old folder with all it holds.
