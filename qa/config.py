@@ -60,6 +60,27 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
     path = path if path is not None else config_path()
     if path is None:
         return {}
+    # Settings.load runs for every question that passes no settings: the file is
+    # parsed again only when it changed.
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None
+    cached = _PARSED.get(key) if key is not None else None
+    if cached is not None:
+        return dict(cached)
+    values = _parse(path)
+    if key is not None:
+        _PARSED.clear()  # one file in force at a time; keep no stale versions
+        _PARSED[key] = values
+    return dict(values)
+
+
+_PARSED: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def _parse(path: Path) -> dict[str, Any]:
     try:
         # utf-8-sig: a file saved by an editor that writes a byte-order mark is still read.
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
@@ -84,8 +105,10 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
     for key, value in values.items():
         if isinstance(value, (dict, list)):
             raise SettingsError(f"config file {path}: setting {key} must be a single value, got {type(value).__name__}")
-        if key in PATH_KEYS:
-            folder = Path(str(value)).expanduser()
+        # A relative folder is the file's neighbour; "~/..." and absolute ones stay as
+        # written, and a value that is not text is left for Settings to refuse.
+        if key in PATH_KEYS and isinstance(value, str) and value and not value.startswith("~"):
+            folder = Path(value)
             values[key] = folder if folder.is_absolute() else path.resolve().parent / folder
     values["__file__"] = path  # where the values came from, for error messages
     return values

@@ -230,9 +230,13 @@ def _coerce(name: str, value: Any) -> Any:
         if "\0" in text:
             raise SettingsError(f"setting {name} holds a NUL character; give a plain folder path")
         try:
-            return Path(text).expanduser()
+            folder = Path(text).expanduser()
         except RuntimeError:  # "~someone/..." for a user that does not exist
             raise SettingsError(f"setting {name} cannot be expanded ({text!r}); give the full path") from None
+        if name == "index_dir" and folder.name in ("", ".."):
+            # A build writes beside the index folder and swaps it in by name.
+            raise SettingsError(f"setting index_dir must name a folder of its own, such as index, got {text!r}")
+        return folder
     if kind == "int":
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise SettingsError(f"setting {name} must be a whole number, got {value!r}")

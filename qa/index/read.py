@@ -27,7 +27,7 @@ from qa.index.write import build_running, restore_interrupted_swap
 from qa.schema import Article, Chunk
 from qa.settings import Settings
 from qa.stores.bm25 import LexicalIndex
-from qa.stores.factory import backend, kind_of
+from qa.stores.factory import STORE_KINDS, backend, kind_of
 
 # Loaded indexes, keyed by folder, with the manifest's (inode, mtime) when read: a
 # rebuild writes a new manifest, so the next question reads the new index.
@@ -135,7 +135,13 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
         raise
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise corrupt(f"{type(error).__name__}: {error}") from error
-    stores = backend(kind_of(manifest)).open(index_dir, settings or Settings.load())
+    kind = kind_of(manifest)
+    if kind not in STORE_KINDS:
+        raise StaleIndexError(
+            f"index in {index_dir} keeps its vectors in a store this version does not know ({kind!r}); "
+            "run `qa build` to rebuild it"
+        )
+    stores = backend(kind).open(index_dir, settings or Settings.load())
     vectors, sentence_vectors = stores.passages, stores.sentences
     # A build (with_tokens) rebuilds BM25 from the stored tokens, so it neither loads nor
     # checksums the previous BM25 files (hundreds of MB at a million passages).

@@ -22,6 +22,7 @@ from qa.stores.base import LexicalSearch, VectorStore, kind_for
 
 LOCAL = "local"
 MILVUS = "milvus"
+STORE_KINDS = (LOCAL, MILVUS)
 
 
 class ArticleRows(Protocol):
@@ -66,7 +67,7 @@ class StoreBackend(Protocol):
         settings: Settings,
         dimension: int,
         previous: OpenStores | None,
-        live_block: dict | None,
+        live_block: Callable[[], dict | None],
     ) -> WrittenStores: ...
 
 
@@ -84,7 +85,7 @@ class LocalStores:
 
         return OpenStores(*(FaissStore.load(index_dir / name) for name in self.files))
 
-    def write(self, rows, settings, dimension, previous=None, live_block=None) -> WrittenStores:
+    def write(self, rows, settings, dimension, previous=None, live_block=lambda: None) -> WrittenStores:
         from qa.stores.faiss_store import FaissStore
 
         stores = []
@@ -114,9 +115,10 @@ class MilvusStores:
         )
         return OpenStores(passages, sentences, milvus.MilvusLexical(passages))
 
-    def write(self, rows, settings, dimension, previous=None, live_block=None) -> WrittenStores:
+    def write(self, rows, settings, dimension, previous=None, live_block=lambda: None) -> WrittenStores:
         """Upsert the rows of added and changed articles (all, for a full build) into
-        Milvus, keyed by stable ids; reused articles' rows are already there."""
+        Milvus, keyed by stable ids; reused articles' rows are already there.
+        `live_block()` reads the live index's "store" block (only Milvus needs it)."""
         milvus = _milvus_module()
         from qa.stores.milvus_build import MilvusBuild
 
@@ -126,7 +128,7 @@ class MilvusStores:
             uri,
             settings.milvus_token,
             base,
-            live_block,
+            live_block(),
             {passages_kind: previous.passages, sentences_kind: previous.sentences} if previous else None,
             dimension,
             rows=(sum(len(unit.chunks) for unit in rows), sum(len(unit.sentences) for unit in rows)),
