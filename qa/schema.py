@@ -56,7 +56,7 @@ class Filter:
 
         for name in ("date_from", "date_to"):
             value = getattr(self, name)
-            if value and not _DATE.fullmatch(value):
+            if value and not (_DATE.fullmatch(value) and _real_date(value)):
                 raise SettingsError(f"{name} must be a date like 2021-03-01 (or 2021-03, or 2021), got {value!r}")
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise SettingsError(f"the date range ends ({self.date_to}) before it starts ({self.date_from})")
@@ -154,3 +154,16 @@ class Answer:
             "stale": self.stale,
             "passages": [hit.to_dict() for hit in self.passages],
         }
+
+
+def _real_date(value: str) -> bool:
+    """Whether "YYYY", "YYYY-MM" or "YYYY-MM-DD" names a day, month or year that exists
+    (2024-13 and 2024-02-30 match the pattern but no article can carry them)."""
+    import datetime
+
+    year, month, day = ([int(part) for part in value.split("-")] + [1, 1])[:3]
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return True

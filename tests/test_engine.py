@@ -217,3 +217,13 @@ def test_the_window_holds_the_whole_highlight_when_passages_overlap(tmp_path, fa
             begin, end = retriever.context(article, sentence, row)
             start, stop = int(index.sentences.start[sentence]), int(index.sentences.end[sentence])
             assert begin <= start < stop <= end, (limit, sentence, (begin, end), (start, stop))
+
+
+@pytest.mark.parametrize("bound", ["2024-13", "2024-02-30", "2024-00-10"])
+def test_a_date_that_does_not_exist_is_refused_by_the_filter(bound):
+    from qa.errors import SettingsError
+    from qa.schema import Filter
+
+    with pytest.raises(SettingsError, match="must be a date"):
+        Filter(date_from=bound)
+    assert Filter(date_from="2024-02-29", date_to="2024-12").date_to == "2024-12"

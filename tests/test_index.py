@@ -345,3 +345,22 @@ def test_a_filter_keeps_every_result_inside_the_articles_it_allows(built, fake_e
     assert hits and all(dates[hit.source] == first for hit in hits)
     with pytest.raises(SettingsError, match="no indexed article matches"):
         retriever.retrieve(question, where=Filter(date_from="1990-01-01", date_to="1990-12-31"))
+
+
+def test_a_link_to_a_file_outside_the_corpus_is_skipped_not_served(tmp_path, fake_encoder):
+    secret = tmp_path / "private" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("银行账户密码是七七八八九九，请勿外传。\n", encoding="utf-8")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "news.txt").write_text("知识城与新加坡签署了81份合作备忘录。\n", encoding="utf-8")
+    (corpus / "inside-link.txt").symlink_to(corpus / "news.txt")
+    (corpus / "leak.txt").symlink_to(secret)
+    settings = Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
+    summary = build_index(settings, encoder=fake_encoder)
+    skipped = {item.source: item.reason for item in summary.skipped}
+    assert "outside the corpus folder" in skipped["leak.txt"]
+    index = load_index(settings)
+    assert "leak.txt" not in index.articles
+    assert not any("密码" in chunk.text for chunk in index.chunks)
+    assert index_status(settings)["state"] == "ready"  # the skipped link does not make it stale

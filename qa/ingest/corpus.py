@@ -98,6 +98,13 @@ def load_article(path: Path, corpus_dir: Path | None = None, data: bytes | None 
         '党建引领洛阳科技创新提质增效'
     """
     path = Path(path)
+    if corpus_dir is not None and path.is_symlink() and not _inside(path, Path(corpus_dir)):
+        # A link in the corpus may point anywhere (/etc/passwd); what it points at
+        # would be served to every reader of the chat.
+        raise CorpusError(
+            f"{path}: is a link to a file outside the corpus folder, which is not indexed; "
+            "copy the article into the corpus folder instead"
+        )
     if data is None:
         data = _read_bytes(path)
     if len(data) > MAX_FILE_BYTES:
@@ -120,6 +127,14 @@ def load_article(path: Path, corpus_dir: Path | None = None, data: bytes | None 
         seed=meta.get("seed", ""),
         content_hash=hashlib.sha256(data).hexdigest(),
     )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, its links followed, is a file in `folder`."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a loop of links
+        return False
 
 
 def _read_bytes(path: Path) -> bytes:
