@@ -113,52 +113,11 @@ def milvus_missing() -> str:
 def milvus_server(tmp_path_factory):
     """A `milvus-lite server` process on a free local port, for the session; yields its
     URI (http://127.0.0.1:PORT) and stops the process afterwards."""
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
-
     if milvus_missing():
         pytest.skip(milvus_missing())
+    from qa.bench.milvus import MilvusServer
+
     data_dir = tmp_path_factory.mktemp("milvus-server") / "data"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = open(data_dir.parent / "server.log", "w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "milvus_lite",
-            "server",
-            "--data-dir",
-            str(data_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(
-                    f"milvus-lite server did not start: {(data_dir.parent / 'server.log').read_text()}"
-                ) from None
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    process.send_signal(signal.SIGINT)  # its graceful shutdown closes the database
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
+    server = MilvusServer(data_dir, log=data_dir.parent / "server.log")
+    yield server.uri
+    server.stop()

@@ -64,27 +64,24 @@ def percentiles(values: list[float]) -> dict:
 
 
 class MilvusServer:
-    """`milvus-lite server` on a free port, as a child process, for one measurement."""
+    """`milvus-lite server` on a free local port, as a child process (a measurement here,
+    the tests' `milvus_server` fixture); `uri` once it accepts connections.
 
-    def __init__(self, data_dir: Path):
+    Args:
+        data_dir: the server's database folder.
+        log: a file for its output (else discarded), quoted when it fails to start.
+    """
+
+    def __init__(self, data_dir: Path, log: Path | None = None):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        self._log = open(log, "w") if log else None  # closed in stop()
+        command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir)]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "milvus_lite",
-                "server",
-                "--data-dir",
-                str(data_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [*command, "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
         while True:
@@ -93,16 +90,22 @@ class MilvusServer:
                     break
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("milvus-lite server did not start") from None
+                    self.process.kill()
+                    said = f": {Path(log).read_text(errors='replace')}" if log else ""
+                    raise RuntimeError(f"milvus-lite server did not start{said}") from None
                 time.sleep(0.2)
         self.uri = f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        """SIGINT first: its graceful shutdown closes the database."""
         self.process.send_signal(signal.SIGINT)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        if self._log:
+            self._log.close()
 
 
 def _settings(corpus: Path, index_dir: Path, store: str, uri: str = "", model: str | None = None):
