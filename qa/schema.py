@@ -24,6 +24,7 @@ class Article:
     publication: str = ""
     seed: str = ""  # the raw file it was cut from, when known
     content_hash: str = ""  # sha256 of the file bytes: tells a stale index
+    ocr: bool = False  # its text was read off a scan by OCR, so a citation says so
 
     def paragraph_at(self, offset: int) -> int:
         """1-based number of the paragraph holding character `offset`."""

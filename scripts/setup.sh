@@ -13,19 +13,26 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
-# The web test drives a real headless Chromium. Debian's package is used because
-# browser downloads (`playwright install`) are not possible offline; the CJK font
-# makes Chinese readable in its screenshots.
-if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then
+# Debian packages, when run as root:
+# - chromium and fonts-noto-cjk: the web test drives a real headless Chromium (Debian's,
+#   as `playwright install` cannot download offline); the CJK font makes Chinese
+#   readable in its screenshots and in the pages the PDF and OCR tests print;
+# - tesseract-ocr with its Chinese models: the OCR engine that reads scans (qa/ingest/ocr.py).
+# Not fatal: without them scans are skipped with a reason, and the tests that need
+# them are skipped with a message.
+PACKAGES="chromium fonts-noto-cjk tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-chi-tra tesseract-ocr-chi-sim-vert"
+missing() {
+  ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto.*cjk" ||
+    ! command -v tesseract >/dev/null 2>&1 || ! tesseract --list-langs 2>/dev/null | grep -q chi_tra
+}
+if missing; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing chromium and fonts-noto-cjk for the browser tests and the PDF tests (apt)"
-    # Not fatal: without a browser only the browser tests and the PDF tests (which print
-    # a page to PDF with it) are skipped.
+    echo "installing $PACKAGES (apt)"
     { apt-get update -qq >/dev/null &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; } ||
-      echo "note: could not install chromium; the browser and PDF tests will be skipped"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $PACKAGES >/dev/null; } ||
+      echo "note: could not install them; scans will be skipped, and the browser, PDF and OCR tests too"
   else
-    echo "note: chromium is not installed; the browser and PDF tests will be skipped (apt-get install chromium fonts-noto-cjk)"
+    echo "note: some of $PACKAGES are missing; scans will be skipped, and the browser, PDF and OCR tests too (apt-get install $PACKAGES)"
   fi
 fi
 echo "ready: .venv"

@@ -35,6 +35,7 @@ from qa.index.read import forget_cached, read_index, settings_changes
 from qa.index.write import build_lock, check_index_folder, write_atomically
 from qa.ingest.chunking import chunk_article
 from qa.ingest.corpus import article_files, load_article
+from qa.ingest.ocr import IMAGE_SUFFIXES
 from qa.schema import Article, Chunk, Skipped
 from qa.settings import Settings
 from qa.stores.base import kind_for
@@ -175,8 +176,8 @@ def build_index(
             previous, why_full = _previous_index(index_dir, settings, full)
         if why_full:
             say(why_full)
-        with stopwatch.timing("read_clean"):
-            plan = _plan(files, Path(settings.corpus_dir), previous)
+        with stopwatch.timing("read_clean"), _page_counter(progress) as on_page:
+            plan = _plan(files, Path(settings.corpus_dir), previous, on_page)
         skipped = tuple(item for item, _ in plan.skipped)
         if (
             previous is not None
@@ -229,6 +230,29 @@ def build_index(
     )
 
 
+@contextmanager
+def _page_counter(progress: bool):
+    """A callback for each scanned page read by OCR, counting them on a progress bar
+    that appears with the first one: OCR takes seconds a page, before any embedding."""
+    bar = None
+
+    def on_page(_name: str) -> None:
+        nonlocal bar
+        if not progress:
+            return
+        if bar is None:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(desc="reading scanned pages (OCR)", unit="page")
+        bar.update(1)
+
+    try:
+        yield on_page
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 # -- what to reuse -------------------------------------------------------------------
 
 
@@ -261,10 +285,17 @@ def _previous_index(index_dir: Path, settings: Settings, full: bool) -> tuple[Se
     return previous, ""
 
 
-def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None) -> Plan:
+def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None, on_page=None) -> Plan:
     """Which files are new, changed, unchanged or unusable; unchanged ones are not parsed."""
     plan = Plan()
     known = previous.articles if previous is not None else {}
+    # A scan OCR could not read is not read again while its bytes are the same: OCR
+    # takes seconds a page. Unless the engine was missing, which installing it mends.
+    failed_scans = {
+        (item["source"], item["sha256"]): item["reason"]
+        for item in (previous.manifest.get("skipped", []) if previous is not None else [])
+        if Path(item["source"]).suffix.lower() in (*IMAGE_SUFFIXES, ".pdf") and "needs OCR" not in item["reason"]
+    }
     found: list[tuple[str, Path, str, Article, bool]] = []
     for path in files:
         source = path.relative_to(corpus_dir).as_posix()
@@ -273,10 +304,13 @@ def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None) -> 
         if old is not None and old.content_hash == digest:
             found.append((source, path, digest, old, True))
             continue
+        if (source, digest) in failed_scans:
+            plan.skipped.append((Skipped(source, failed_scans[source, digest]), digest))
+            continue
         try:
             # The bytes just hashed, when there are any; otherwise load_article reads the
             # file itself and says why it cannot (too large, unreadable).
-            found.append((source, path, digest, load_article(path, corpus_dir, data=data), False))
+            found.append((source, path, digest, load_article(path, corpus_dir, data=data, on_page=on_page), False))
         except CorpusError as error:
             plan.skipped.append((Skipped(source, str(error)), digest))
     # Two files with the same text: the one already indexed keeps it, else the first.

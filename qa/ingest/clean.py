@@ -139,7 +139,7 @@ def _join_printed_lines(lines: list[str]) -> list[str]:
 def join_lines(lines: list[str], widths: list[float], column_at: Callable[[int], float]) -> list[str]:
     """Join printed lines into paragraphs, `column_at(i)` being the column width at
     line i (how to measure it depends on the source: see `_local_column`, and
-    `qa.ingest.readers.read_pdf`, whose every line break is the layout's)."""
+    `join_printed_lines`, for text whose every line break is the layout's)."""
     paragraphs: list[str] = []
     current = ""
     for index, line in enumerate(lines):
@@ -162,6 +162,29 @@ def join_lines(lines: list[str], widths: list[float], column_at: Callable[[int],
     if current:
         paragraphs.append(current)
     return paragraphs
+
+
+def join_printed_lines(lines: list[str]) -> list[str]:
+    """Join the printed lines of a PDF text layer into paragraphs.
+
+    The rules are this module's: a line that fills its column runs on into the next; a
+    paragraph ends on a sentence that stops short of the column; a short line with
+    no clause and no sentence end is a heading and stands alone, as does a byline.
+    clean_text applies them only when the widths alone show hard-wrapped text (a
+    column of 40 characters at most), since a text file's author may have chosen
+    its line length. Every line break in a PDF is the layout's, so here they apply
+    at any width (a full A4 line is 45 characters).
+    """
+    widths = [visual_width(line) for line in lines]
+
+    def column_at(index: int) -> float:
+        # Measured on the neighbouring lines, as a page can mix widths: the median of
+        # those that come near the widest, since headings, menus and the short last
+        # lines of paragraphs can be half the lines at a page's top.
+        nearby = widths[max(0, index - 4) : index + 5]
+        return statistics.median([width for width in nearby if width >= 0.6 * max(nearby)])
+
+    return join_lines(lines, widths, column_at)
 
 
 def _is_hard_wrapped(widths: list[float]) -> bool:

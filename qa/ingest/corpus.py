@@ -1,7 +1,8 @@
 """Load articles from the corpus folder: each file read by its format, then cleaned.
 
 Formats (qa.ingest.readers): `.txt`/`.md` in UTF-8 (with or without BOM), UTF-16 with BOM,
-GB18030/GBK or Big5; `.html`/`.htm` web pages; `.pdf` with a text layer; `.docx`.
+GB18030/GBK or Big5; `.html`/`.htm` web pages; `.pdf`, its scanned pages read by OCR;
+`.docx`; scans as images (`.png`, `.jpg`, `.jpeg`, `.tif`, `.tiff`, `.webp`; qa.ingest.ocr).
 A text file may start with a front-matter block (`---` lines around `key: value`
 pairs: title, date, publication, author, seed); an opening `---` with no closing
 line is refused, not read as text. Web pages, PDFs and Word files give their title
@@ -9,7 +10,7 @@ and date from their own metadata. Without either, the title comes from the text,
 else the file name, and the date from the text.
 
 Every file that cannot be an article (empty, binary, too large, unreadable,
-undecodable, broken front matter, a scanned PDF, a damaged document) raises a
+undecodable, broken front matter, a scan with no OCR engine, a damaged document) raises a
 CorpusError whose message starts with the file's path and says what to do.
 """
 
@@ -21,11 +22,12 @@ from pathlib import Path
 
 from qa.errors import CorpusError
 from qa.ingest.clean import BYLINE_MARKS, clean_text
+from qa.ingest.ocr import IMAGE_SUFFIXES, PageHook
 from qa.ingest.readers import HTML_SUFFIXES, TEXT_SUFFIXES, read_document
 from qa.schema import Article
 from qa.text.sentences import SENTENCE_END
 
-ARTICLE_SUFFIXES = (*TEXT_SUFFIXES, *HTML_SUFFIXES, ".pdf", ".docx")
+ARTICLE_SUFFIXES = (*TEXT_SUFFIXES, *HTML_SUFFIXES, ".pdf", ".docx", *IMAGE_SUFFIXES)
 # One article file may be at most this large. A news article is tens of KB of text;
 # as a PDF with photos a few MB (a full newspaper page at print resolution, 10-15 MB).
 # A file beyond this is a book, an archive or a scan batch, not an article, and would
@@ -78,7 +80,9 @@ def load_corpus(corpus_dir: Path) -> list[Article]:
     return [load_article(path, corpus_dir) for path in article_files(corpus_dir)]
 
 
-def load_article(path: Path, corpus_dir: Path | None = None, data: bytes | None = None) -> Article:
+def load_article(
+    path: Path, corpus_dir: Path | None = None, data: bytes | None = None, on_page: PageHook | None = None
+) -> Article:
     """Load one article file of any supported format and clean its text.
 
     Args:
@@ -86,6 +90,7 @@ def load_article(path: Path, corpus_dir: Path | None = None, data: bytes | None 
         corpus_dir: the corpus folder; `source` is the path relative to it (else the file name).
         data: the file's bytes when the caller already read them (to hash them); read
             from `path` otherwise.
+        on_page: called after each page of a scan is read by OCR (a build's progress).
 
     Returns:
         The Article; `content_hash` is the sha256 of the file's bytes.
@@ -111,7 +116,7 @@ def load_article(path: Path, corpus_dir: Path | None = None, data: bytes | None 
         raise CorpusError(_too_large(path, len(data)))
     if not data or data.isspace():
         raise CorpusError(f"{path}: the file is empty; put the article's text in it, or remove it")
-    document = read_document(data, path)
+    document = read_document(data, path, on_page)
     meta = document.meta
     cleaned = clean_text(document.text)
     if not cleaned.text.strip():
@@ -126,6 +131,7 @@ def load_article(path: Path, corpus_dir: Path | None = None, data: bytes | None 
         publication=meta.get("publication") or cleaned.publication_hint,
         seed=meta.get("seed", ""),
         content_hash=hashlib.sha256(data).hexdigest(),
+        ocr=document.ocr_pages > 0,
     )
 
 

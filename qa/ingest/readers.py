@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import io
 import re
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.errors import CorpusError
-from qa.ingest.clean import join_lines, visual_width
+from qa.ingest.clean import join_printed_lines
 from qa.ingest.decode import decode_text
+from qa.ingest.ocr import IMAGE_SUFFIXES, PageHook, read_image_file, read_pdf_pages
 from qa.text.sentences import SENTENCE_END
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -42,14 +42,16 @@ class RawDocument:
     # only when the text itself shows no date.
     file_date: str = ""
     encoding: str = ""  # how text or HTML bytes were decoded ("utf-8", "gb18030", "cp950", ...)
+    ocr_pages: int = 0  # pages whose text came from OCR (qa.ingest.ocr), not from the file's text
 
 
-def read_document(data: bytes, path: Path) -> RawDocument:
+def read_document(data: bytes, path: Path, on_page: PageHook | None = None) -> RawDocument:
     """Read the bytes of one article file by its suffix.
 
     Args:
         data: the whole file.
         path: its path, for the suffix and for error messages.
+        on_page: called after each scanned page is read by OCR (a build's progress).
 
     Returns:
         RawDocument with the raw text and whatever metadata the file carries.
@@ -64,15 +66,18 @@ def read_document(data: bytes, path: Path) -> RawDocument:
     elif suffix in HTML_SUFFIXES:
         document = read_html(data, path)
     elif suffix == ".pdf":
-        document = read_pdf(data, path)
+        document = read_pdf(data, path, on_page)
     elif suffix == ".docx":
         document = read_docx(data, path)
+    elif suffix in IMAGE_SUFFIXES:
+        document = read_image(data, path, on_page)
     else:
         raise CorpusError(
-            f"{path}: {suffix or 'no suffix'} is not an article format; use .txt, .md, .html, .htm, .pdf or .docx"
+            f"{path}: {suffix or 'no suffix'} is not an article format; "
+            "use .txt, .md, .html, .htm, .pdf, .docx or a scan (.png, .jpg, .tif, .webp)"
         )
     meta = {key: fix_radicals(value) for key, value in document.meta.items()}
-    return RawDocument(fix_radicals(document.text), meta, document.file_date, document.encoding)
+    return RawDocument(fix_radicals(document.text), meta, document.file_date, document.encoding, document.ocr_pages)
 
 
 # ---------------------------------------------------------------------- text files
@@ -192,8 +197,16 @@ def _strip_site_suffix(title: str, sitename: str, text: str) -> str:
 # ----------------------------------------------------------------------------- PDF
 
 
-def read_pdf(data: bytes, path: Path) -> RawDocument:
-    """A PDF's text layer, printed lines joined into paragraphs; title and date from its info."""
+# A page whose text layer has fewer characters than this (a page number, a running
+# head) is a scan, read by OCR.
+SCANNED_PAGE_CHARS = 20
+
+
+def read_pdf(data: bytes, path: Path, on_page: PageHook | None = None) -> RawDocument:
+    """A PDF's text layer, printed lines joined into paragraphs; title and date from its info.
+
+    Pages without a text layer (scans) are read by OCR, in their place among the others.
+    """
     import pypdf
 
     try:
@@ -209,17 +222,26 @@ def read_pdf(data: bytes, path: Path) -> RawDocument:
         raise CorpusError(
             f"{path}: is not a readable PDF ({type(error).__name__}: {error}); export it again, or remove it"
         ) from error
-    lines = [line.strip() for page in pages for line in page.split("\n") if line.strip()]
-    if not lines:
-        raise CorpusError(
-            f"{path}: the PDF has no text layer (scanned pages?); run OCR on it first "
-            f"(e.g. `ocrmypdf --language chi_sim {path.name} out.pdf`) and put the result in the corpus"
-        )
+    scanned = [number for number, page in enumerate(pages, 1) if len("".join(page.split())) < SCANNED_PAGE_CHARS]
+    scans = read_pdf_pages(data, path, scanned, on_page) if scanned else None
+    paragraphs: list[str] = []
+    lines: list[str] = []  # the text-layer lines of the pages since the last scan
+    for number, page in enumerate(pages, 1):
+        if number in scanned:
+            paragraphs.extend(join_printed_lines(lines))
+            lines = []
+            paragraphs.extend(scans.paragraphs_of.get(number, []))
+        else:
+            lines.extend(line.strip() for line in page.split("\n") if line.strip())
+    paragraphs.extend(join_printed_lines(lines))
     meta: dict[str, str] = {}
+    if scans is not None and scans.title and len(scanned) == len(pages):
+        meta["title"] = scans.title
     file_date = ""
     if info is not None:
         title = _usable_title(info.title or "")
-        if title:
+        # The file's own name is what scanners and image converters put there.
+        if title and title != path.stem:
             meta["title"] = title
         try:
             created = info.creation_date
@@ -227,7 +249,16 @@ def read_pdf(data: bytes, path: Path) -> RawDocument:
             created = None
         if created is not None:
             file_date = f"{created:%Y-%m-%d}"
-    return RawDocument("\n".join(join_printed_lines(lines)), meta, file_date)
+    if not paragraphs:
+        raise CorpusError(f"{path}: the PDF has no text, in its text layer or by OCR; check it, or remove it")
+    return RawDocument("\n".join(paragraphs), meta, file_date, ocr_pages=scans.pages if scans else 0)
+
+
+def read_image(data: bytes, path: Path, on_page: PageHook | None = None) -> RawDocument:
+    """A scan's text by OCR; the headline, when one stands out, is the title."""
+    scans = read_image_file(data, path, on_page)
+    meta = {"title": scans.title} if scans.title else {}
+    return RawDocument("\n".join(scans.paragraphs), meta, ocr_pages=scans.pages)
 
 
 def _usable_title(title: str) -> str:
@@ -238,29 +269,6 @@ def _usable_title(title: str) -> str:
     if re.match(r"^(microsoft (word|powerpoint) - |untitled|无标题|無標題)", title, re.IGNORECASE):
         return ""
     return title
-
-
-def join_printed_lines(lines: list[str]) -> list[str]:
-    """Join the printed lines of a PDF text layer into paragraphs.
-
-    The rules are qa.ingest.clean's: a line that fills its column runs on into the next; a
-    paragraph ends on a sentence that stops short of the column; a short line with
-    no clause and no sentence end is a heading and stands alone, as does a byline.
-    qa.ingest.clean applies them only when the widths alone show hard-wrapped text (a
-    column of 40 characters at most), since a text file's author may have chosen
-    its line length. Every line break in a PDF is the layout's, so here they apply
-    at any width (a full A4 line is 45 characters).
-    """
-    widths = [visual_width(line) for line in lines]
-
-    def column_at(index: int) -> float:
-        # Measured on the neighbouring lines, as a page can mix widths: the median of
-        # those that come near the widest, since headings, menus and the short last
-        # lines of paragraphs can be half the lines at a page's top.
-        nearby = widths[max(0, index - 4) : index + 5]
-        return statistics.median([width for width in nearby if width >= 0.6 * max(nearby)])
-
-    return join_lines(lines, widths, column_at)
 
 
 # ---------------------------------------------------------------------------- DOCX

@@ -61,7 +61,9 @@ def context_window(
 
 def citation(article: Article, first: int, last: int) -> str:
     """One readable line: 《title》 (publication, source, date) ¶paragraph, or ¶first-last."""
-    details = ", ".join(part for part in (article.publication, article.source, article.date) if part)
+    # OCR misreads characters: a reader checking a quote should know to look at the scan.
+    ocr = "OCR" if article.ocr else ""
+    details = ", ".join(part for part in (article.publication, article.source, article.date, ocr) if part)
     where = f"¶{first}" if last == first else f"¶{first}-{last}"
     return f"《{article.title}》 ({details}) {where}"
 
