@@ -22,7 +22,7 @@ from pathlib import Path
 from qa.errors import CorpusError
 from qa.ingest.clean import join_printed_lines
 from qa.ingest.decode import decode_text
-from qa.ingest.ocr import IMAGE_SUFFIXES, PageHook, read_image_file, read_pdf_pages
+from qa.ingest.ocr import IMAGE_SUFFIXES, PageHook, ocr_missing, read_image_file, read_pdf_pages
 from qa.text.sentences import SENTENCE_END
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -198,7 +198,7 @@ def _strip_site_suffix(title: str, sitename: str, text: str) -> str:
 
 
 # A page whose text layer has fewer characters than this (a page number, a running
-# head) is a scan, read by OCR.
+# head) and which holds an image is a scan, read by OCR.
 SCANNED_PAGE_CHARS = 20
 
 
@@ -215,6 +215,11 @@ def read_pdf(data: bytes, path: Path, on_page: PageHook | None = None) -> RawDoc
             raise CorpusError(f"{path}: the PDF is password-protected; save an unprotected copy")
         # Radicals fixed first: the line widths that decide the joins count ideographs.
         pages = [fix_radicals(page.extract_text() or "") for page in reader.pages]
+        scanned = [
+            number
+            for number, (page, text) in enumerate(zip(reader.pages, pages, strict=True), 1)
+            if len("".join(text.split())) < SCANNED_PAGE_CHARS and _has_image(page)
+        ]
         info = reader.metadata
     except CorpusError:
         raise
@@ -222,7 +227,10 @@ def read_pdf(data: bytes, path: Path, on_page: PageHook | None = None) -> RawDoc
         raise CorpusError(
             f"{path}: is not a readable PDF ({type(error).__name__}: {error}); export it again, or remove it"
         ) from error
-    scanned = [number for number, page in enumerate(pages, 1) if len("".join(page.split())) < SCANNED_PAGE_CHARS]
+    if scanned and len(scanned) < len(pages) and ocr_missing():
+        # Without OCR a PDF with text is still read: its scanned pages are left out
+        # (a PDF of scans only is skipped with the reason, by read_pdf_pages).
+        scanned = []
     scans = read_pdf_pages(data, path, scanned, on_page) if scanned else None
     paragraphs: list[str] = []
     lines: list[str] = []  # the text-layer lines of the pages since the last scan
@@ -250,7 +258,9 @@ def read_pdf(data: bytes, path: Path, on_page: PageHook | None = None) -> RawDoc
         if created is not None:
             file_date = f"{created:%Y-%m-%d}"
     if not paragraphs:
-        raise CorpusError(f"{path}: the PDF has no text, in its text layer or by OCR; check it, or remove it")
+        raise CorpusError(
+            f"{path}: the PDF has no text (no text layer, no scanned page to read); check it, or remove it"
+        )
     return RawDocument("\n".join(paragraphs), meta, file_date, ocr_pages=scans.pages if scans else 0)
 
 
@@ -259,6 +269,14 @@ def read_image(data: bytes, path: Path, on_page: PageHook | None = None) -> RawD
     scans = read_image_file(data, path, on_page)
     meta = {"title": scans.title} if scans.title else {}
     return RawDocument("\n".join(scans.paragraphs), meta, ocr_pages=scans.pages)
+
+
+def _has_image(page) -> bool:
+    """Whether a PDF page draws an image (what a scanned page is); listing them decodes nothing."""
+    try:
+        return len(page.images) > 0
+    except Exception:  # a damaged resource dictionary: let OCR try the page
+        return True
 
 
 def _usable_title(title: str) -> str:
