@@ -457,3 +457,45 @@ def test_gradio_itself_refuses_a_file_over_the_limit_inside_a_body_that_fits(tin
     finally:
         app.close()
     assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+
+
+def test_an_uploaded_article_leaves_no_copy_in_gradios_folder(tmp_path):
+    """The Index tab's upload as the page sends it: the file to gradio's /upload, then
+    the upload event through the queue; gradio's stored copy is gone afterwards."""
+    from gradio.utils import get_upload_folder
+
+    settings = _corpus_copy(tmp_path)
+    build_index(settings, encoder=TopicEncoder())
+    app, port = _start(settings, WebSettings(rate_limit=0))
+    try:
+        boundary = "qa-test-boundary"
+        article = "---\ntitle: 成都人才公寓\n---\n成都今年建设人才公寓三千套。\n".encode()
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="chengdu.txt"\r\n'
+                "Content-Type: text/plain\r\n\r\n"
+            ).encode()
+            + article
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        status, _, text = request(
+            port, "/gradio_api/upload", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        )
+        assert status == 200, text
+        stored = Path(json.loads(text)[0])
+        assert stored.is_file() and stored.resolve().is_relative_to(Path(get_upload_folder()).resolve())
+        index, event = next((i, fn) for i, fn in app.fns.items() if fn.name == "upload")
+        file_data = {"path": str(stored), "orig_name": "chengdu.txt", "meta": {"_type": "gradio.FileData"}}
+        join = {"data": [file_data], "fn_index": index, "session_hash": "qa-upload-test", "event_data": None}
+        join["trigger_id"] = event.targets[0][0]
+        status, _, text = request(port, "/gradio_api/queue/join", json.dumps(join).encode())
+        assert status == 200, text
+        status, _, stream = request(port, "/gradio_api/queue/data?session_hash=qa-upload-test", method="GET")
+        assert "process_completed" in stream and '"success": true' in stream.replace(
+            '"success":true', '"success": true'
+        )
+        assert (Path(settings.corpus_dir) / "chengdu.txt").read_bytes() == article
+        assert not stored.exists()  # gradio kept every upload before
+        app.qa_service.wait_for_rebuild(60)
+    finally:
+        app.close()
