@@ -108,6 +108,8 @@ class Hit:
     highlight: tuple[int, int] | None = None  # answering sentence, article coordinates
     dense_score: float | None = None
     lexical_score: float | None = None
+    # Citations of the same text in other articles (another outlet's copy of the report).
+    also: tuple[str, ...] = ()
 
     @property
     def highlight_text(self) -> str:
@@ -129,6 +131,7 @@ class Hit:
             "paragraph": self.paragraph,
             "highlight": list(self.highlight) if self.highlight else None,
             "highlight_text": self.highlight_text,
+            "also_reported_by": list(self.also),
         }
 
 

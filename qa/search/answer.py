@@ -110,6 +110,8 @@ def to_markdown(verdict: str, hits: list[Hit], message: str, stale: str = "") ->
         lines.append(f"**[{number}]** {highlight_markup(hit)}")
         lines.append("")
         lines.append(f"> [{number}] {escape_markdown(hit.citation)} · score {hit.score:.2f}")
+        if hit.also:
+            lines.append(f"> also reported by {escape_markdown('; '.join(hit.also))}")
         lines.append("")
     return "\n".join(lines).strip()
 
