@@ -25,6 +25,12 @@ class Article:
     seed: str = ""  # the raw file it was cut from, when known
     content_hash: str = ""  # sha256 of the file bytes: tells a stale index
     ocr: bool = False  # its text was read off a scan by OCR, so a citation says so
+    subtitle: str = ""  # also the last paragraph of `text` when the body does not hold it
+
+    @property
+    def headline(self) -> str:
+        """The title, and the subtitle where there is one: the context of every passage."""
+        return f"{self.title}\n{self.subtitle}" if self.subtitle else self.title
 
     def paragraph_at(self, offset: int) -> int:
         """1-based number of the paragraph holding character `offset`."""

@@ -71,3 +71,82 @@ def test_the_benchmark_rule_counts_a_named_copy_only_from_the_questions_article_
     assert first_answer_rank(shown, question, [[("chinanews-port.txt", WIRE)], []]) == 1
     # A copy from the right article that lacks the answer does not count.
     assert first_answer_rank(shown, question, [[("chinanews-port.txt", WIRE[:30])], []]) is None
+
+
+# Two fire reports whose bodies say "当地" where their headlines name the town.
+FIRES = {
+    "east-port-fire.txt": (
+        "东港镇一仓库凌晨起火",
+        "晚报",
+        "当地一处存放纺织品的仓库凌晨三点起火，消防部门出动六辆消防车，火势在两小时后被扑灭，三名工人受轻伤。",
+    ),
+    "west-forest-fire.txt": (
+        "西林县物流园仓库失火",
+        "日报",
+        "昨天下午当地物流园区一座仓库突然失火，浓烟持续了四个小时，五名搬运工人被送往医院，起火原因仍在调查。",
+    ),
+    **REPORTS,
+}
+
+
+@pytest.fixture
+def fires(tmp_path, fake_encoder):
+    corpus = tmp_path / "corpus"
+    _write(corpus, FIRES)
+    settings = Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
+    build_index(settings, encoder=fake_encoder)
+    return settings, Retriever.from_settings(settings, encoder=fake_encoder)
+
+
+@pytest.mark.parametrize(
+    "question, source",
+    [
+        ("东港镇仓库起火有几人受伤？", "east-port-fire.txt"),
+        ("西林县的仓库失火后有几名工人被送医？", "west-forest-fire.txt"),
+    ],
+)
+def test_a_question_naming_the_place_only_the_headline_names_finds_that_report(fires, question, source):
+    _, retriever = fires
+    # BM25 is where the headline is context (the fake encoder's vectors know no meaning).
+    assert retriever.retrieve(question, k=3, mode="lexical")[0].source == source
+
+
+def test_a_subtitle_is_context_of_every_passage_like_the_title(tmp_path, fake_encoder):
+    corpus = tmp_path / "corpus"
+    _write(corpus, FIRES)
+    path = corpus / "west-forest-fire.txt"
+    # A longer report, so that it is cut into several passages.
+    text = path.read_text(encoding="utf-8").replace("title:", "subtitle: 南岭乡消防站连夜增援\ntitle:", 1)
+    path.write_text(
+        text + "\n".join(["附近居民被疏散到学校操场，志愿者送来了饮用水和毛毯。"] * 12) + "\n", encoding="utf-8"
+    )
+    settings = Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
+    build_index(settings, encoder=fake_encoder)
+    index = Retriever.from_settings(settings, encoder=fake_encoder).index
+    rows = [row for row, chunk in enumerate(index.chunks) if chunk.source == "west-forest-fire.txt"]
+    assert len(rows) > 2
+    # Every passage of the report answers to the place only its subtitle names, none of another report.
+    scores = index.lexical.term_scores(["南岭"])
+    assert all(scores[row] > 0 for row in rows)
+    assert all(scores[row] == 0 for row in range(len(index.chunks)) if row not in rows)
+
+
+def test_an_index_of_the_previous_format_is_upgraded_without_embedding_again(fires, fake_encoder):
+    import json
+
+    from qa.errors import StaleIndexError
+    from qa.index.read import load_index
+
+    settings, _ = fires
+    manifest_path = settings.index_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    # What format 5 wrote: the same files, passage BM25 without headlines.
+    manifest["format_version"] = 5
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(StaleIndexError, match="qa build"):
+        load_index(settings)
+
+    summary = build_index(settings, encoder=fake_encoder)
+    assert summary.written and summary.embedded == 0 and summary.unchanged == len(FIRES)
+    retriever = Retriever.from_settings(settings, encoder=fake_encoder)
+    assert retriever.retrieve("东港镇仓库起火有几人受伤？", k=3)[0].source == "east-port-fire.txt"

@@ -181,6 +181,7 @@ def build_index(
         skipped = tuple(item for item, _ in plan.skipped)
         if (
             previous is not None
+            and previous.manifest["format_version"] == FORMAT_VERSION
             and not (plan.added or plan.changed or plan.removed)
             and _same_skipped(previous, plan)
             and _same_vector_index(previous, settings)
@@ -471,7 +472,7 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, pr
     if written.manifest_block is not None:
         # Where the vectors live: URI (no credentials), collections, generation.
         manifest["store"] = written.manifest_block
-    lexical = LexicalIndex.from_tokens(tokens)
+    lexical = passage_lexical_index(chunks, tokens, articles)
     by_source = {article.source: article for article in articles}
     index = SearchIndex(
         chunks=chunks,
@@ -484,6 +485,18 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, pr
         tokens=tokens,
     )
     return index, written.after_swap
+
+
+def passage_lexical_index(chunks: list[Chunk], tokens: list[list[str]], articles: list[Article]) -> LexicalIndex:
+    """BM25 over passages, each with its article's headline (title and subtitle) in front.
+
+    A news question often names its event by words that only the headline holds (the
+    place, the kind of event), so each passage is found by them too. The stored tokens
+    stay the passage's own: a headline edit needs no re-tokenising, and an index of
+    format 5 is upgraded without embedding anything again.
+    """
+    headline = {article.source: tokenize(article.headline) for article in articles}
+    return LexicalIndex.from_tokens([headline[chunk.source] + own for chunk, own in zip(chunks, tokens)])
 
 
 def live_store_block(index_dir: Path) -> dict | None:
