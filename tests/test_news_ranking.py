@@ -131,16 +131,26 @@ def test_a_subtitle_is_context_of_every_passage_like_the_title(tmp_path, fake_en
     assert all(scores[row] == 0 for row in range(len(index.chunks)) if row not in rows)
 
 
-def test_an_index_of_the_previous_format_is_upgraded_without_embedding_again(fires, fake_encoder):
+def test_an_index_of_the_previous_format_is_upgraded_without_embedding_again(tmp_path, fake_encoder):
     import json
 
     from qa.errors import StaleIndexError
     from qa.index.read import load_index
+    from qa.index.write import file_checksum
 
-    settings, _ = fires
+    corpus = tmp_path / "corpus"
+    _write(corpus, FIRES)
+    path = corpus / "west-forest-fire.txt"
+    path.write_text(path.read_text(encoding="utf-8").replace("title:", "subtitle: 南岭乡消防站连夜增援\ntitle:", 1))
+    settings = Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
+    build_index(settings, encoder=fake_encoder)
+    # What format 5 wrote: the same files, but no subtitle kept and BM25 without headlines.
+    articles = settings.index_dir / "articles.jsonl"
+    records = [json.loads(line) for line in articles.read_text(encoding="utf-8").splitlines()]
+    articles.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "subtitle"}) + "\n" for r in records))
     manifest_path = settings.index_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    # What format 5 wrote: the same files, passage BM25 without headlines.
+    manifest["files"]["articles.jsonl"] = file_checksum(articles)
     manifest["format_version"] = 5
     manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(StaleIndexError, match="qa build"):
@@ -148,5 +158,7 @@ def test_an_index_of_the_previous_format_is_upgraded_without_embedding_again(fir
 
     summary = build_index(settings, encoder=fake_encoder)
     assert summary.written and summary.embedded == 0 and summary.unchanged == len(FIRES)
-    retriever = Retriever.from_settings(settings, encoder=fake_encoder)
-    assert retriever.retrieve("东港镇仓库起火有几人受伤？", k=3)[0].source == "east-port-fire.txt"
+    index = load_index(settings)
+    assert index.articles["west-forest-fire.txt"].subtitle == "南岭乡消防站连夜增援"
+    scores = index.lexical.term_scores(["南岭"])
+    assert all(scores[row] > 0 for row, c in enumerate(index.chunks) if c.source == "west-forest-fire.txt")
