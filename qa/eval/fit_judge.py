@@ -14,7 +14,8 @@ Two steps:
   - found_above, used only on a corpus too small for a null of its own: the lowest
     value that shows at most MAX_UNANSWERABLE_FOUND of every set's unanswerable
     questions as found. Elsewhere "found" starts at the FOUND_NULL_LEVEL quantile of
-    the corpus's null (qa/search/judge.py), which is chosen, not fitted.
+    the corpus's null, and "nothing found" ends at the lower of unsure_above and its
+    HIDE_NULL_LEVEL quantile (qa/search/judge.py): levels chosen, not fitted.
 
 Transfer is measured by leaving each set out in turn: fitted on the others, judged on it.
 
@@ -37,9 +38,10 @@ from qa.search.calibration import RELATIVE, Calibration, fit_null
 from qa.search.judge import (
     FEATURES,
     FOUND_NULL_LEVEL,
+    HIDE_NULL_LEVEL,
     PARAMS_FILE,
     JudgeParams,
-    found_threshold,
+    thresholds,
     margin,
     model_features,
 )
@@ -183,12 +185,13 @@ def report(params: JudgeParams, data: SetData) -> dict:
     fallback = Calibration.from_json(params.default_null, saved=False) if params.default_null else None
     p = params.probabilities(data.matrix(fallback))
     y = data.y
-    found_above = found_threshold(params, data.null)
+    unsure_above, found_above = thresholds(params, data.null)
     ruled = np.array([bool(q.get("downgraded")) for q in data.questions])
-    found, hidden = (p >= found_above) & ~ruled, p < params.unsure_above
+    found, hidden = (p >= found_above) & ~ruled, p < unsure_above
     return {
         "answerable": int((y == 1).sum()),
         "unanswerable": int((y == 0).sum()),
+        "unsure_above": round(unsure_above, 4),
         "found_above": round(found_above, 4),
         "answerable_hidden": round(float(hidden[y == 1].mean()), 4),
         "answerable_hidden_count": int(hidden[y == 1].sum()),
@@ -231,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             "rule": (
                 f"logistic regression over evidence read against each corpus's null (clauses of its articles "
                 f"asked without them), ridge {L2}, each set and each class within a set weighted equally; "
-                f"unsure_above hides <= {MAX_HIDDEN:.1%} of each set's answerable questions; found starts at the "
-                f"{FOUND_NULL_LEVEL:.0%} quantile of the corpus's null (found_above, for a corpus without one, "
+                f"unsure_above hides <= {MAX_HIDDEN:.1%} of each set's answerable questions, and nothing is hidden "
+                f"above the {HIDE_NULL_LEVEL:.0%} quantile of the corpus's null; found starts at its "
+                f"{FOUND_NULL_LEVEL:.0%} quantile (found_above, for a corpus without one, "
                 f"lets <= {MAX_UNANSWERABLE_FOUND:.0%} of each set's unanswerable through)"
             ),
             "script": "qa/eval/fit_judge.py",
