@@ -41,9 +41,9 @@ from qa.search.judge import (
     HIDE_NULL_LEVEL,
     PARAMS_FILE,
     JudgeParams,
-    thresholds,
     margin,
     model_features,
+    thresholds,
 )
 
 FEATURE_DIR = CACHE / "verdict"
