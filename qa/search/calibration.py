@@ -186,9 +186,8 @@ def calibration_for(retriever) -> Calibration | None:
     with _LOCK:
         if memo in _CACHE:
             return _CACHE[memo]
-        try:
-            calibration = Calibration.from_json(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError):
+        calibration = _saved(path)
+        if calibration is None:
             calibration = calibrate(retriever)
             if calibration is not None:
                 text = json.dumps(calibration.to_json())
@@ -204,8 +203,21 @@ def calibration_for(retriever) -> Calibration | None:
 
 
 def calibrate_index(settings, encoder=None) -> Calibration | None:
-    """Calibrate the index `settings` name, as a build's last step (a no-op when the
-    cache already holds its calibration)."""
+    """Calibrate the index `settings` name, as a build's last step (a no-op, without
+    loading the model, when the cache already holds its calibration)."""
+    from qa.index.read import load_index
     from qa.search.retriever import Retriever
 
-    return calibration_for(Retriever.from_settings(settings, encoder=encoder))
+    retriever = Retriever(load_index(settings), encoder, settings)
+    if encoder is None and _saved(calibration_path(retriever)) is None:
+        from qa.embed.factory import load_encoder
+
+        retriever.encoder = load_encoder(settings)
+    return calibration_for(retriever)
+
+
+def _saved(path: Path) -> Calibration | None:
+    try:
+        return Calibration.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
