@@ -214,7 +214,8 @@ def test_follow_up_is_read_against_the_previous_question(page):
 def test_settings_change_the_result(page, shots):
     question = "知识城与新加坡签署了多少份合作备忘录？"
     default = ask(page, question).inner_text()
-    assert "[5]" in default and "knowledge-city-new-productive-forces-2024.txt" in default
+    # The answer first: the one passage that answers, not five.
+    assert "[1]" in default and "[2]" not in default and "knowledge-city-new-productive-forces-2024.txt" in default
 
     _tab(page, "设置 · Settings")
     number = page.locator("#qa-k input[type='number']")

@@ -49,7 +49,9 @@ def answer(
         question: simplified or traditional Chinese, or English.
         k: passages to return (1-50); defaults to the `top_k` setting.
         mode: "hybrid" (default), "dense" or "lexical".
-        show_unrelated: return the best passages even when the verdict is "not_found".
+        show_unrelated: return all k best passages, labelled, whatever the verdict
+            (by default a found answer stops at the passages that answer, and
+            "not_found" returns none).
         where: only these articles (`qa.schema.Filter`: source files, a date range).
         topic: for a rewritten follow-up, the new topic it swapped in (那杭州呢？ →
             杭州); the answer must come from an article that names it.
@@ -83,7 +85,7 @@ def answer(
     hits = [
         replace(hit, evidence="answers" if answers else "related") for hit, answers in zip(hits, judgement.answering)
     ]
-    if verdict == "found":
+    if verdict == "found" and not show_unrelated:
         # The answer first: the passages whose own evidence answers, and none after the
         # first that does not (five passages had followed even a clear answer).
         cut = next((i for i, answers in enumerate(judgement.answering) if not answers), len(hits))
