@@ -98,6 +98,10 @@ class Chunk:
     paragraph: int
 
 
+# How a citation names a passage's evidence (qa/search/judge.py decides which).
+EVIDENCE_LABELS = {"answers": "answers the question", "related": "related"}
+
+
 @dataclass(frozen=True)
 class Hit:
     """One retrieved passage with everything needed to cite and highlight it."""
@@ -116,6 +120,14 @@ class Hit:
     lexical_score: float | None = None
     # Citations of the same text in other articles (another outlet's copy of the report).
     also: tuple[str, ...] = ()
+    # What the verdict read in this passage: "answers" (its own evidence reaches
+    # "found"), "related" (shown, not judged to answer) or "" (not judged: retrieve()).
+    evidence: str = ""
+
+    @property
+    def evidence_label(self) -> str:
+        """The evidence in words a reader can act on, for a citation line."""
+        return EVIDENCE_LABELS.get(self.evidence, "")
 
     @property
     def highlight_text(self) -> str:
@@ -138,6 +150,7 @@ class Hit:
             "highlight": list(self.highlight) if self.highlight else None,
             "highlight_text": self.highlight_text,
             "also_reported_by": list(self.also),
+            "evidence": self.evidence,
         }
 
 
