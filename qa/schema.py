@@ -25,6 +25,12 @@ class Article:
     seed: str = ""  # the raw file it was cut from, when known
     content_hash: str = ""  # sha256 of the file bytes: tells a stale index
     ocr: bool = False  # its text was read off a scan by OCR, so a citation says so
+    subtitle: str = ""  # also the last paragraph of `text` when the body does not hold it
+
+    @property
+    def headline(self) -> str:
+        """The title, and the subtitle where there is one: the context of every passage."""
+        return f"{self.title}\n{self.subtitle}" if self.subtitle else self.title
 
     def paragraph_at(self, offset: int) -> int:
         """1-based number of the paragraph holding character `offset`."""
@@ -112,6 +118,8 @@ class Hit:
     highlight: tuple[int, int] | None = None  # answering sentence, article coordinates
     dense_score: float | None = None
     lexical_score: float | None = None
+    # Citations of the same text in other articles (another outlet's copy of the report).
+    also: tuple[str, ...] = ()
     # What the verdict read in this passage: "answers" (its own evidence reaches
     # "found"), "related" (shown, not judged to answer) or "" (not judged: retrieve()).
     evidence: str = ""
@@ -141,6 +149,7 @@ class Hit:
             "paragraph": self.paragraph,
             "highlight": list(self.highlight) if self.highlight else None,
             "highlight_text": self.highlight_text,
+            "also_reported_by": list(self.also),
             "evidence": self.evidence,
         }
 

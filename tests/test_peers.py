@@ -76,3 +76,48 @@ def test_bm25s_jieba_peer_ranks_the_right_article_and_checks_source(tmp_path):
     assert result["r_at_1"] == 0.0
     assert result["r_at_5"] == 0.0
     assert result["mrr_at_10"] == 0.0
+
+
+@pytest.mark.model
+def test_the_benchmarks_script_measures_every_bench_folder_beside_both_peers(tmp_path, monkeypatch, capsys):
+    """A news folder dropped into shared/bench is measured in the same run as the
+    project, by both peers, on the same questions (the script had stopped importing
+    its peers)."""
+    pytest.importorskip("langchain_community")
+    from dataclasses import replace
+
+    from qa.eval import benchmarks
+
+    folder = tmp_path / "shared" / "bench" / "city-news"
+    corpus = folder / "corpus"
+    corpus.mkdir(parents=True)
+    for name, (title, text) in ARTICLES.items():
+        (corpus / name).write_text(f"---\ntitle: {title}\ndate: 2020-01-15\n---\n{text}\n", encoding="utf-8")
+    _write_questions(
+        folder / "questions.jsonl",
+        [
+            {"id": "a", "q": "东湖科技园新引进了多少家企业？", "gold": ["一百二十家"], "source": "east-lake.txt"},
+            {"id": "b", "q": "西山港口集装箱吞吐量是多少？", "gold": ["三百万标箱"], "source": "west-hill-port.txt"},
+            {"id": "c", "q": "北海机场有几条跑道？", "gold": [], "unanswerable": True},
+        ],
+    )
+    measured = benchmarks.benchmark_settings
+    # The set's index in tmp_path; the model still comes from the usual cache.
+    monkeypatch.setattr(
+        benchmarks,
+        "benchmark_settings",
+        lambda f, s: (replace(measured(f, s)[0], index_dir=tmp_path / "index"), measured(f, s)[1]),
+    )
+    monkeypatch.setattr(benchmarks, "SHARED", tmp_path / "shared")
+    monkeypatch.setattr(benchmarks, "OUT", tmp_path / "out")
+
+    benchmarks.main(["--sets", "city-news", "--modes", "hybrid"])
+
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| city-news |")]
+    systems = [row.split("|")[2].strip() for row in rows]
+    assert systems == ["this project, hybrid", "langchain", "bm25s-jieba"], rows
+    hybrid = rows[0].split("|")
+    assert hybrid[3].strip() == "1.000"  # R@1: both answerable questions answered first
+    assert hybrid[6].strip() == "1.00"  # the unanswerable one is flagged
+    saved = json.loads((tmp_path / "out" / "city-news.json").read_text(encoding="utf-8"))
+    assert {q["id"] for q in saved["questions"]} == {"a", "b", "c"}

@@ -1,13 +1,15 @@
 """Measure this project and its peers on every evaluation set in one run; print the table of docs/measurements.md.
 
-Sets: the seed dev questions (the bundled corpus), and every benchmark folder in
-../shared/bench (cmrc2018-trial, drcd-dev). For each set, `qa eval`'s code runs the
+Sets: the seed dev questions and our extra ones (the bundled corpus), and every
+benchmark folder in ../shared/bench (cmrc2018-trial, drcd-dev, ats-news-dev: a folder
+with `corpus/` and `questions.jsonl` is found, read where it lies and never copied).
+For each set, `qa eval`'s code runs the
 three modes (each benchmark indexed once in the cache), and qa/eval/peers.py runs the
 plain LangChain recipe and bm25s+jieba on the same articles and questions. Per-question
 results (with the judge's features) go to .cache/benchmarks/SET.json, which
 qa/eval/fit_judge.py reads; the table and all figures to .cache/benchmarks/summary.json.
 
-Usage: python scripts/benchmarks.py [--sets dev,extra,cmrc2018-trial,drcd-dev] [--modes hybrid,dense,lexical]
+Usage: python scripts/benchmarks.py [--sets dev,extra,cmrc2018-trial,drcd-dev,ats-news-dev] [--modes hybrid,dense,lexical]
                                     [--no-peers] [--limit N] [--table]
 Sets may run in separate processes (each writes its own file); `--table` prints the
 table from every set's latest file without measuring anything.
@@ -48,14 +50,14 @@ def sets(settings: Settings) -> list[tuple[str, Settings, Path]]:
     return found
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="hybrid,dense,lexical")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--limit", type=int, default=0, help="first N questions of each set (smoke runs)")
     parser.add_argument("--sets", default="", help="comma-separated set names (default: all)")
     parser.add_argument("--table", action="store_true", help="only print the table from saved results")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     if args.table:
         print(table(saved_summary()))
@@ -94,7 +96,7 @@ def main() -> None:
         (OUT / f"{name.split()[0]}.json").write_text(json.dumps(per_set, ensure_ascii=False), encoding="utf-8")
         summary["sets"][name] = {"metrics": per_set["metrics"], "peers": {}}
         if not args.no_peers:
-            from peers import PEERS, run_peer
+            from qa.eval.peers import PEERS, run_peer
 
             for peer in PEERS:
                 result = run_peer(peer, Path(set_settings.corpus_dir), questions_path, limit=args.limit or None)
@@ -112,7 +114,7 @@ def main() -> None:
 def saved_summary() -> dict:
     """Every set's latest results, in the order `sets` lists them."""
     merged = {"sets": {}}
-    order = ["dev", "extra", "cmrc2018-trial", "drcd-dev"]
+    order = ["dev", "extra", "cmrc2018-trial", "drcd-dev", "ats-news-dev"]
     files = sorted(OUT.glob("summary-*.json"), key=lambda p: (order + [p.stem[8:]]).index(p.stem[8:]))
     for path in files:
         merged["sets"].update(json.loads(path.read_text(encoding="utf-8"))["sets"])

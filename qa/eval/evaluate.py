@@ -124,13 +124,21 @@ def answers(passage: str, gold: tuple[str, ...]) -> bool:
     return any(eval_form(g) and eval_form(g) in form for g in gold)
 
 
-def first_answer_rank(passages: list[tuple[str, str]], question: Question) -> int | None:
-    """1-based rank of the first (source, text) passage that answers `question`."""
+def first_answer_rank(
+    passages: list[tuple[str, str]], question: Question, also: list[list[tuple[str, str]]] | None = None
+) -> int | None:
+    """1-based rank of the first (source, text) passage that answers `question`.
+
+    `also[i]`: the (source, text) copies in other articles that result i names as "also
+    reported by"; a copy counts at that rank under the same rule, its own text and file.
+    """
     for rank, (source, text) in enumerate(passages[:DEPTH], 1):
-        if question.source and source != question.source:
-            continue  # a benchmark hit counts only from the question's own article
-        if answers(text, question.gold):
-            return rank
+        members = [(source, text), *(also[rank - 1] if also else ())]
+        for member_source, member_text in members:
+            if question.source and member_source != question.source:
+                continue  # a benchmark hit counts only from the question's own article
+            if answers(member_text, question.gold):
+                return rank
     return None
 
 
@@ -180,11 +188,12 @@ def evaluate(
         ranked = retriever.rank(query, DEPTH, mode)
         milliseconds = 1000 * (time.perf_counter() - started)
         passages = [(r.source, retriever.passage_text(r)) for r in ranked]
+        copies = [[(source, retriever.text_at(source, context)) for source, context in r.also] for r in ranked]
         judgement = judge(query, ranked, retriever.index, [text for _, text in passages], calibration, params)
         results.append(
             QuestionResult(
                 question,
-                first_answer_rank(passages, question),
+                first_answer_rank(passages, question, copies),
                 judgement.verdict,
                 judgement.probability,
                 judgement.features,

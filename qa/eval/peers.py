@@ -30,8 +30,10 @@ PEERS = ("langchain", "bm25s-jieba")
 DEPTH = 10  # MRR@10 and the k both peers retrieve
 DEFAULT_SETS = (
     ("dev", "corpus", "eval/dev_questions.jsonl"),
+    ("extra", "corpus", "eval/extra_questions.jsonl"),
     ("cmrc2018-trial", "../shared/bench/cmrc2018-trial/corpus", "../shared/bench/cmrc2018-trial/questions.jsonl"),
     ("drcd-dev", "../shared/bench/drcd-dev/corpus", "../shared/bench/drcd-dev/questions.jsonl"),
+    ("ats-news-dev", "../shared/bench/ats-news-dev/corpus", "../shared/bench/ats-news-dev/questions.jsonl"),
 )
 _INSTALL_HINT = "pip install -e '.[bench]'"
 

@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from qa.index.write import build_lock, check_index_folder, write_atomically
 from qa.ingest.chunking import chunk_article
 from qa.ingest.corpus import article_files, load_article, source_name
 from qa.ingest.ocr import IMAGE_SUFFIXES
+from qa.ingest.readers import TEXT_SUFFIXES
 from qa.schema import Article, Chunk, Skipped
 from qa.settings import Settings
 from qa.stores.base import kind_for
@@ -181,6 +182,7 @@ def build_index(
         skipped = tuple(item for item, _ in plan.skipped)
         if (
             previous is not None
+            and previous.manifest["format_version"] == FORMAT_VERSION
             and not (plan.added or plan.changed or plan.removed)
             and _same_skipped(previous, plan)
             and _same_vector_index(previous, settings)
@@ -209,6 +211,9 @@ def build_index(
             reused = {article.source for article, kept in plan.articles if kept}
             with stopwatch.timing("reuse"):
                 units.update(_stored_units(previous, reused))
+                for article, kept in plan.articles:
+                    if kept:
+                        units[article.source].article = article  # as the plan read it (an upgrade adds a subtitle)
             model_name = model_name or previous.manifest["model"]
         ordered = [units[article.source] for article, _ in plan.articles]
         with stopwatch.timing("index"):
@@ -289,6 +294,9 @@ def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None, on_
     """Which files are new, changed, unchanged or unusable; unchanged ones are not parsed."""
     plan = Plan()
     known = previous.articles if previous is not None else {}
+    # Format 5 kept no subtitle: an unchanged text file is read again for it (front
+    # matter is the only place one comes from), its passages and vectors still reused.
+    upgrading = previous is not None and previous.manifest["format_version"] != FORMAT_VERSION
     # A scan OCR could not read is not read again while its bytes are the same: OCR
     # takes seconds a page. Unless the engine was missing, which installing it mends.
     failed_scans = {
@@ -302,6 +310,8 @@ def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None, on_
         data, digest = read_with_digest(path)
         old = known.get(source)
         if old is not None and old.content_hash == digest:
+            if upgrading and path.suffix.lower() in TEXT_SUFFIXES:
+                old = replace(old, subtitle=load_article(path, corpus_dir, data=data).subtitle)
             found.append((source, path, digest, old, True))
             continue
         if (source, digest) in failed_scans:
@@ -471,7 +481,7 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, pr
     if written.manifest_block is not None:
         # Where the vectors live: URI (no credentials), collections, generation.
         manifest["store"] = written.manifest_block
-    lexical = LexicalIndex.from_tokens(tokens)
+    lexical = passage_lexical_index(chunks, tokens, articles)
     by_source = {article.source: article for article in articles}
     index = SearchIndex(
         chunks=chunks,
@@ -484,6 +494,18 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, pr
         tokens=tokens,
     )
     return index, written.after_swap
+
+
+def passage_lexical_index(chunks: list[Chunk], tokens: list[list[str]], articles: list[Article]) -> LexicalIndex:
+    """BM25 over passages, each with its article's headline (title and subtitle) in front.
+
+    A news question often names its event by words that only the headline holds (the
+    place, the kind of event), so each passage is found by them too. The stored tokens
+    stay the passage's own: a headline edit needs no re-tokenising, and an index of
+    format 5 is upgraded without embedding anything again.
+    """
+    headline = {article.source: tokenize(article.headline) for article in articles}
+    return LexicalIndex.from_tokens([headline[chunk.source] + own for chunk, own in zip(chunks, tokens)])
 
 
 def live_store_block(index_dir: Path) -> dict | None:

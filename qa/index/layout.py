@@ -19,7 +19,11 @@ from qa.stores.factory import LocalStores, MilvusStores
 
 # 4: per-article BM25 tokens (tokens.jsonl) and skipped files in the manifest, for
 # incremental builds. 5: every file's sha256 in the manifest ("files"), checked at load.
-FORMAT_VERSION = 5
+# 6: BM25 with the article's headline (title and subtitle) in front of each passage.
+FORMAT_VERSION = 6
+# Formats whose passages, sentences, vectors and tokens a build still reuses: only what
+# every build makes again from them (BM25) changed since.
+REUSABLE_FORMATS = (5, FORMAT_VERSION)
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 SENTENCES = "sentences.json"

@@ -18,6 +18,7 @@ from qa.index.layout import (
     FORMAT_VERSION,
     LEXICAL_DIR,
     MANIFEST,
+    REUSABLE_FORMATS,
     SENTENCES,
     TOKENS,
     SearchIndex,
@@ -119,7 +120,8 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
         manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
         if not isinstance(manifest, dict):
             raise corrupt(f"{MANIFEST} is not a JSON object")
-        if manifest.get("format_version") != FORMAT_VERSION:
+        # A build reuses an older index's units (`REUSABLE_FORMATS`); questions need this format.
+        if manifest.get("format_version") not in (REUSABLE_FORMATS if with_tokens else (FORMAT_VERSION,)):
             raise StaleIndexError(
                 f"index in {index_dir} was built by another version of this program (format "
                 f"{manifest.get('format_version')}, this one reads {FORMAT_VERSION}); run `qa build` to rebuild it"

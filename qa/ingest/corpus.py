@@ -161,6 +161,7 @@ def load_article(
         seed=meta.get("seed", ""),
         content_hash=hashlib.sha256(data).hexdigest(),
         ocr=document.ocr_pages > 0,
+        subtitle=meta.get("subtitle", ""),
     )
 
 

@@ -129,6 +129,8 @@ def to_markdown(verdict: str, hits: list[Hit], message: str, stale: str = "") ->
         lines.append("")
         label = f" · {hit.evidence_label}" if hit.evidence_label else ""
         lines.append(f"> [{number}] {escape_markdown(hit.citation)}{label}")
+        if hit.also:
+            lines.append(f"> also reported by {escape_markdown('; '.join(hit.also))}")
         lines.append("")
     return "\n".join(lines).strip()
 

@@ -9,7 +9,7 @@ paragraph and `Tuning.context_chars`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,6 +40,9 @@ class Ranked:
     sentence_cosine: float  # that sentence's cosine with the question
     source: str
     context: tuple[int, int]  # article offsets of the text returned to the reader
+    # Near-copies of this text in other articles (the same report re-posted by another
+    # outlet), as (source, context): shown as "also reported by", not as results of their own.
+    also: tuple[tuple[str, tuple[int, int]], ...] = ()
 
 
 class Retriever:
@@ -168,7 +171,14 @@ class Retriever:
             if context is None:
                 continue  # its answering sentence is already on screen in another result
             grams = bigrams(article.text[context[0] : context[1]])
-            if any(self._duplicates(grams, other) for other in picked_grams):
+            copy_of = next((i for i, other in enumerate(picked_grams) if self._duplicates(grams, other)), None)
+            if copy_of is not None:
+                first = picked[copy_of]
+                # Another outlet's copy of a result already listed is named under it, so
+                # five re-posts of one report take one place, not five; a copy within one
+                # article (a summary box repeating its body) is simply left out.
+                if chunk.source != first.source and all(chunk.source != s for s, _ in first.also):
+                    picked[copy_of] = replace(first, also=(*first.also, (chunk.source, context)))
                 continue
             picked.append(
                 Ranked(
@@ -276,13 +286,23 @@ class Retriever:
                     highlight=highlight,
                     dense_score=r.dense,
                     lexical_score=r.lexical,
+                    also=tuple(self._citation_at(source, context) for source, context in r.also),
                 )
             )
         return hits
 
+    def _citation_at(self, source: str, context: tuple[int, int]) -> str:
+        article = self.index.articles[source]
+        first = article.paragraph_at(context[0])
+        return citation(article, first, first + article.text[context[0] : context[1]].count("\n"))
+
     def passage_text(self, ranked: Ranked) -> str:
         """The text a reader gets for a result (what evaluation matches gold against)."""
-        return self.index.articles[ranked.source].text[ranked.context[0] : ranked.context[1]]
+        return self.text_at(ranked.source, ranked.context)
+
+    def text_at(self, source: str, context: tuple[int, int]) -> str:
+        """The text of article `source` between the offsets `context`."""
+        return self.index.articles[source].text[context[0] : context[1]]
 
 
 def _display_score(r: Ranked, mode: Mode, top: float) -> float:
