@@ -200,6 +200,19 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    for number, argument in enumerate(argv, 1):
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            # Bytes that were not UTF-8 on the command line ($'\xff'): argparse and print
+            # would fail on them with a traceback.
+            shown = argument.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            print(
+                f"qa: error: argument {number} ({shown[:60]}) is not valid UTF-8 text; type it again in UTF-8",
+                file=sys.stderr,
+            )
+            return 2
     args = make_parser().parse_args(argv)
     if args.config:
         # Through the environment, so the web chat's rebuilds and settings see it too.

@@ -28,7 +28,7 @@ CONFIG_VARIABLE = "QA_CONFIG"
 # Settings that name folders: relative to the config file, not to where qa runs.
 PATH_KEYS = ("corpus_dir", "index_dir", "cache_dir")
 # The web chat's settings (`qa.serve.limits.WebSettings`), kept in the same file.
-WEB_KEYS = ("auth", "share", "rate_limit")
+WEB_KEYS = ("auth", "share", "rate_limit", "trusted_proxies")
 
 
 def config_path() -> Path | None:

@@ -15,12 +15,23 @@ MAX_K = 50
 
 
 def validate_question(question: str, max_chars: int) -> str:
-    """The question stripped, or QuestionError when it is not text, empty or too long."""
+    """The question stripped, or QuestionError when it is not text, empty, without a
+    letter, digit or ideograph, or too long."""
     if not isinstance(question, str):
         raise QuestionError(f"the question must be text, got {type(question).__name__}")
     question = question.strip()
     if not question:
         raise QuestionError("the question is empty; type a question about the articles")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8, or JSON's "\ud800"
+        raise QuestionError("the question holds characters that are not valid text; type it again") from None
+    # Letters, digits and ideographs are what a search can match; punctuation alone
+    # (？？！!...) matched everything a little and was answered "found" with five passages.
+    if not any(character.isalnum() for character in question):
+        raise QuestionError(
+            "the question has no words, only punctuation or symbols; type a question about the articles"
+        )
     if len(question) > max_chars:
         raise QuestionError(
             f"the question is {len(question)} characters long; the limit is {max_chars}: ask about one thing at a time"

@@ -131,7 +131,7 @@ def test_unusable_corpus_file_is_named_in_the_error(tmp_path, content, problem):
 def test_missing_or_empty_corpus_folder_says_what_to_do(tmp_path):
     with pytest.raises(CorpusError, match="does not exist"):
         load_corpus(tmp_path / "nope")
-    with pytest.raises(CorpusError, match=r"no article file \(\.txt, \.md, \.html, \.htm, \.pdf, \.docx\)"):
+    with pytest.raises(CorpusError, match=r"no article file \(\.txt, \.md, \.html, \.htm, \.pdf, \.docx, \.png, \.jpg"):
         load_corpus(tmp_path)
 
 

@@ -364,3 +364,67 @@ def test_a_link_to_a_file_outside_the_corpus_is_skipped_not_served(tmp_path, fak
     assert "leak.txt" not in index.articles
     assert not any("密码" in chunk.text for chunk in index.chunks)
     assert index_status(settings)["state"] == "ready"  # the skipped link does not make it stale
+
+
+@pytest.mark.parametrize("victim", ["vectors.faiss", "sentence_vectors.faiss", "chunks.jsonl", "lexical/lexical.json"])
+def test_a_flipped_byte_in_any_index_file_is_caught_at_load(built, victim):
+    from qa.index import read as index_module
+
+    index_module._CACHE.clear()
+    path = built.index_dir / victim
+    data = bytearray(path.read_bytes())
+    data[len(data) * 2 // 3] ^= 0x01  # one bit, deep in the vectors: FAISS loads it happily
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match=f"corrupt \\({victim} does not match the checksum.*qa build"):
+        load_index(built)
+    assert index_status(built)["state"] == "unusable"
+
+
+def test_a_manifest_that_is_not_an_object_is_one_clear_error(built, fake_encoder):
+    from qa.index import read as index_module
+
+    index_module._CACHE.clear()
+    (built.index_dir / "manifest.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="manifest.json is not a JSON object.*qa build"):
+        load_index(built)
+    assert build_index(built, encoder=fake_encoder).articles == 4  # the build replaces it
+    assert load_index(built).chunks
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs mounted at tmp_path/disk (needs root, as CI has); unmounted after."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_while_the_vectors_are_written_is_one_line_and_keeps_the_old_index(
+    small_disk, corpus, fake_encoder
+):
+    from qa.errors import IndexWriteError
+    from qa.index import read as index_module
+
+    settings = Settings.load(corpus_dir=corpus, index_dir=small_disk / "index", embed_model="fake")
+    build_index(settings, encoder=fake_encoder)
+    before = load_index(settings).manifest["built_at"]
+    files = {p.relative_to(settings.index_dir).as_posix(): p.stat().st_size for p in settings.index_dir.rglob("*")}
+    # Room for the text files of a second copy, not for its FAISS file: faiss's own write fails.
+    first = ("chunks.jsonl", "sentences.json", "articles.jsonl", "tokens.jsonl")  # written before the vectors
+    room = sum(-(-files[name] // 4096) * 4096 for name in first)
+    free = __import__("shutil").disk_usage(small_disk).free
+    (small_disk / "filler").write_bytes(b"\0" * (free - room - 4096))
+    with pytest.raises(IndexWriteError) as failure:
+        build_index(settings, encoder=fake_encoder, full=True)
+    message = str(failure.value)
+    assert "\n" not in message and "No space left on device" in message and "free space" in message
+    assert "vectors.faiss" in message, message  # faiss's RuntimeError, not a json write
+    (small_disk / "filler").unlink()
+    index_module._CACHE.clear()
+    assert load_index(settings).manifest["built_at"] == before  # the old index still answers

@@ -150,6 +150,29 @@ def test_mixed_pdf_reads_text_pages_and_scanned_pages_in_order(tmp_path):
     assert 0 <= text_at < scan_at
 
 
+def test_without_the_engine_a_pdf_with_text_is_read_without_its_scanned_pages(tmp_path, monkeypatch):
+    import pypdf
+
+    text_pdf = print_pdf(page_html(*LIBRARY), tmp_path, "text")
+    scanned = _scan(tmp_path, DRAGON_BOAT, "scan", "pdf")
+    writer = pypdf.PdfWriter()
+    for source in (text_pdf, scanned):
+        for page in pypdf.PdfReader(source).pages:
+            writer.add_page(page)
+    mixed = tmp_path / "mixed.pdf"
+    with mixed.open("wb") as out:
+        writer.write(out)
+    monkeypatch.setenv("QA_TESSERACT", "/nonexistent/tesseract")
+    qa.ingest.ocr._languages.cache_clear()
+    try:
+        article = load_article(mixed)
+        assert "12万册" in article.text and "46支" not in article.text and not article.ocr
+        with pytest.raises(CorpusError, match=r"scan\.pdf: is a scan and needs OCR, but the Tesseract OCR engine"):
+            load_article(scanned)
+    finally:
+        qa.ingest.ocr._languages.cache_clear()
+
+
 def test_broken_image_is_skipped_with_its_reason(tmp_path):
     good = _scan(tmp_path, LIBRARY, "page", "png")
     broken = tmp_path / "broken.png"

@@ -178,7 +178,7 @@ def test_the_size_limit_leaves_room_for_a_pdf_with_photos(tmp_path):
     buffer = io.BytesIO()
     writer.write(buffer)
     # Read, not refused for its size: what it lacks is text (none in it, none read by OCR).
-    with pytest.raises(CorpusError, match="OCR found no text|needs OCR"):
+    with pytest.raises(CorpusError, match="the PDF has no text"):
         load_article(write(tmp_path, "photos.pdf", buffer.getvalue()))
 
 
@@ -395,8 +395,8 @@ def test_pdf_with_no_text_in_its_layer_or_its_image_says_so(tmp_path):
     writer.add_blank_page(width=595, height=842)  # no text layer, and nothing for OCR to read
     buffer = io.BytesIO()
     writer.write(buffer)
-    # tests/test_ocr.py has scans that do hold text; without Tesseract the reason names it.
-    with pytest.raises(CorpusError, match=r"scan\.pdf: (OCR found no text on its 1 page|is a scan and needs OCR)"):
+    # tests/test_ocr.py has scans, which do hold text.
+    with pytest.raises(CorpusError, match=r"scan\.pdf: the PDF has no text \(no text layer, no scanned page"):
         load_article(write(tmp_path, "scan.pdf", buffer.getvalue()))
 
 
@@ -493,3 +493,120 @@ def test_importing_the_corpus_module_loads_no_parser():
     code = "import sys, qa.ingest.corpus; print(sorted({'trafilatura', 'pypdf', 'docx'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------ what one file may unpack to
+
+
+def docx_bomb(paragraphs: int, chars: int) -> bytes:
+    """A real Word file whose document.xml holds `paragraphs` paragraphs of `chars`
+    characters each, packed as Word packs it (deflate): tiny on disk, huge unpacked."""
+    import zipfile
+
+    plain = make_docx("知识城签署合作备忘录\n知识城与新加坡签署了81份合作备忘录。\n")
+    source = zipfile.ZipFile(io.BytesIO(plain))
+    body = "<w:p><w:r><w:t>" + "知" * chars + "</w:t></w:r></w:p>"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename == "word/document.xml":
+                text = data.decode("utf-8")
+                start = text.index("<w:body>") + len("<w:body>")
+                data = (text[:start] + body * paragraphs + text[start:]).encode("utf-8")
+            bomb.writestr(entry.filename, data)
+    return out.getvalue()
+
+
+def test_a_word_file_that_unpacks_to_millions_of_characters_is_refused_unread(tmp_path):
+    import tracemalloc
+
+    # The probe: 30,000 paragraphs of 999 characters (90 MB of XML) in a file of ~200 KB.
+    data = docx_bomb(30_000, 999)
+    assert len(data) < qa.ingest.corpus.MAX_FILE_BYTES // 100
+    path = write(tmp_path, "bomb.docx", data)
+    tracemalloc.start()
+    with pytest.raises(CorpusError, match=r"bomb\.docx: is not an ordinary Word file .*times its packed size"):
+        load_article(path, tmp_path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 * 2**20, f"{peak / 2**20:.0f} MB used to refuse it: it was unpacked"
+
+
+def test_a_word_file_with_too_much_text_stops_being_read_at_the_limit(tmp_path, monkeypatch):
+    # Not packed suspiciously (no part over 1 MB), yet more paragraphs than an article has.
+    monkeypatch.setattr(qa.ingest.readers, "MAX_PARAGRAPHS", 500)
+    path = write(tmp_path, "long.docx", docx_bomb(600, 20))
+    with pytest.raises(CorpusError, match=r"long\.docx: holds over 500 paragraphs.*split it"):
+        load_article(path, tmp_path)
+    monkeypatch.setattr(qa.ingest.readers, "MAX_ARTICLE_CHARS", 5_000)
+    path = write(tmp_path, "wide.docx", docx_bomb(300, 20))
+    with pytest.raises(CorpusError, match=r"wide\.docx: holds over 5,000 characters"):
+        load_article(path, tmp_path)
+
+
+def test_text_and_web_pages_over_the_article_limits_are_refused(tmp_path):
+    limit = qa.ingest.readers.MAX_ARTICLE_CHARS
+    long_text = ("知识城与新加坡签署了81份合作备忘录。" * (limit // 18 + 10)).encode("utf-8")
+    with pytest.raises(CorpusError, match=r"book\.txt: holds over 1,000,000 characters"):
+        load_article(write(tmp_path, "book.txt", long_text), tmp_path)
+    lines = ("第一段。\n" * qa.ingest.readers.MAX_PARAGRAPHS).encode("utf-8")
+    with pytest.raises(CorpusError, match=r"lines\.md: holds over 20,000 paragraphs"):
+        load_article(write(tmp_path, "lines.md", lines), tmp_path)
+    page = b"<html><body>" + b"<div>x</div>" * (qa.ingest.readers.MAX_PAGE_CHARS // 12 + 1) + b"</body></html>"
+    with pytest.raises(CorpusError, match=r"huge\.html: the page is over 10,000,000 characters"):
+        load_article(write(tmp_path, "huge.html", page), tmp_path)
+
+
+def test_a_pdf_of_thousands_of_pages_is_refused_before_its_text_is_read(tmp_path):
+    import pypdf
+
+    writer = pypdf.PdfWriter()
+    for _ in range(qa.ingest.readers.MAX_PDF_PAGES + 1):
+        writer.add_blank_page(200, 200)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    with pytest.raises(CorpusError, match=r"pages\.pdf: has 2,001 pages, over the limit of 2,000"):
+        load_article(write(tmp_path, "pages.pdf", buffer.getvalue()), tmp_path)
+
+
+def test_a_bomb_in_the_corpus_is_skipped_and_the_rest_is_indexed(tmp_path, fake_encoder):
+    from qa.index.build import build_index
+    from qa.settings import Settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "news.txt").write_text(SIMPLIFIED, encoding="utf-8")
+    (corpus / "bomb.docx").write_bytes(docx_bomb(30_000, 999))
+    settings = Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
+    summary = build_index(settings, encoder=fake_encoder)
+    assert summary.articles == 1 and summary.embedded < 100
+    assert [item.source for item in summary.skipped] == ["bomb.docx"]
+    assert "not an ordinary Word file" in summary.skipped[0].reason
+
+
+# ---------------------------------------------------------------- file names
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_by_a_printable_name(tmp_path, fake_encoder):
+    from qa.index.build import build_index
+    from qa.index.freshness import index_status
+    from qa.settings import Settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "news.txt").write_text(SIMPLIFIED, encoding="utf-8")
+    with open(os.fsencode(corpus) + b"/bad\xff\xfe.txt", "wb") as handle:
+        handle.write(TRADITIONAL.encode("utf-8"))
+    settings = Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
+    summary = build_index(settings, encoder=fake_encoder)  # was: UnicodeEncodeError writing the index
+    assert summary.articles == 1
+    skipped = {item.source: item.reason for item in summary.skipped}
+    assert list(skipped) == ["bad\\xff\\xfe.txt"]
+    assert "not valid UTF-8" in skipped["bad\\xff\\xfe.txt"] and "rename" in skipped["bad\\xff\\xfe.txt"]
+    str(summary).encode("utf-8")  # printable
+    status = index_status(settings)
+    assert status["state"] == "ready" and status["skipped"][0]["source"] == "bad\\xff\\xfe.txt"
+    # Renamed, it is indexed by the next build.
+    os.rename(os.fsencode(corpus) + b"/bad\xff\xfe.txt", corpus / "good.txt")
+    assert build_index(settings, encoder=fake_encoder).articles == 2

@@ -408,7 +408,7 @@ def test_idle_clients_are_forgotten_by_the_rate_limiter():
     assert not limiter.allow("late")  # and the limit still holds for the rest
 
 
-def test_uploads_of_one_name_at_once_leave_one_whole_article(tmp_path, fake_encoder):
+def test_uploads_of_one_name_at_once_keep_the_first_whole_and_refuse_the_rest(tmp_path, fake_encoder):
     import threading
 
     settings = Settings.load(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index", embed_model="fake")
@@ -428,7 +428,9 @@ def test_uploads_of_one_name_at_once_leave_one_whole_article(tmp_path, fake_enco
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors
+    # One is added whole; every other is refused with the reason, none replaces it.
+    assert len(errors) == len(versions) - 1
+    assert all(isinstance(error, QuestionError) and "already in the corpus" in str(error) for error in errors)
     assert (tmp_path / "corpus" / "same.txt").read_text(encoding="utf-8") in versions
     assert [p.name for p in (tmp_path / "corpus").iterdir()] == ["same.txt"]  # no temporary file left
 

@@ -269,9 +269,14 @@ def summarise(cases: list[Case]) -> list[dict]:
 
 
 def retrieval(work: Path, dpi: int) -> dict:
-    """The seed questions over the text corpus and over the same articles as scans."""
-    from qa.eval.checkout import SHARED
-    from qa.eval.evaluate import evaluate_questions, load_questions
+    """The seed questions (dev and extra) over the text corpus and over the same articles as scans.
+
+    The scans: articles in turn one and two columns, a PNG per page for the first
+    article and an image-only PDF for the others.
+    """
+    from qa.api import build_index
+    from qa.eval.evaluate import evaluate, load_questions
+    from qa.search.retriever import Retriever
     from qa.settings import Settings
 
     scans = work / "scan-corpus"
@@ -281,15 +286,24 @@ def retrieval(work: Path, dpi: int) -> dict:
         pdf = print_pdf(page, work, f"retrieval-{number}")
         kind = "png" if number == 0 else "pdf"
         scan_files(rasterise(pdf, dpi), scans, Path(article.source).stem, kind, dpi)
-    questions = load_questions(SHARED / "eval" / "dev_questions.jsonl")
-    results = {}
+    results: dict = {}
     for name, corpus in (("text", ROOT / "corpus"), ("scans", scans)):
-        settings = Settings(corpus_dir=corpus, index_dir=work / f"index-{name}")
-        from qa.api import build_index
-
+        settings = Settings.load(corpus_dir=corpus, index_dir=work / f"index-{name}")
         start = time.perf_counter()
         build_index(settings)
-        results[name] = {"build_s": time.perf_counter() - start, **evaluate_questions(questions, settings)}
+        results[name] = {"build_s": round(time.perf_counter() - start, 1)}
+        retriever = Retriever.from_settings(settings)
+        for set_name in ("dev", "extra"):
+            questions = load_questions(ROOT / "eval" / f"{set_name}_questions.jsonl")
+            metrics, _ = evaluate(questions, retriever)
+            results[name][set_name] = {
+                "R@1": round(metrics.recall_at_1, 3),
+                "R@5": round(metrics.recall_at_5, 3),
+                "MRR@10": round(metrics.mrr_at_10, 3),
+                "unanswerable_flagged": round(metrics.unanswerable_flagged, 3),
+                "answerable_hidden": round(metrics.answerable_hidden, 3),
+            }
+        print(f"retrieval over the {name} corpus: {json.dumps(results[name])}", flush=True)
     return results
 
 
@@ -315,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"cpu_cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="qa-ocr-bench-") as folder:
         work = Path(folder)
-        for engine in args.engine.split(","):
+        for engine in [name for name in args.engine.split(",") if name]:
             cases = measure(engine, dpis, columns, work)
             report[engine] = {"cases": [case.__dict__ for case in cases], "summary": summarise(cases)}
             for row in report[engine]["summary"]:

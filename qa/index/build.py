@@ -34,7 +34,7 @@ from qa.index.layout import FORMAT_VERSION, MANIFEST, SearchIndex, SentenceTable
 from qa.index.read import forget_cached, read_index, settings_changes
 from qa.index.write import build_lock, check_index_folder, write_atomically
 from qa.ingest.chunking import chunk_article
-from qa.ingest.corpus import article_files, load_article
+from qa.ingest.corpus import article_files, load_article, source_name
 from qa.ingest.ocr import IMAGE_SUFFIXES
 from qa.schema import Article, Chunk, Skipped
 from qa.settings import Settings
@@ -433,7 +433,7 @@ def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None, on_
     }
     found: list[tuple[str, Path, str, Article, bool]] = []
     for path in files:
-        source = path.relative_to(corpus_dir).as_posix()
+        source = source_name(path, corpus_dir)
         data, digest = read_with_digest(path)
         old = known.get(source)
         if old is not None and old.content_hash == digest:

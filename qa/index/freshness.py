@@ -16,7 +16,7 @@ from qa.errors import CorpusError, IndexCorruptError, IndexNotFoundError, StaleI
 from qa.index.layout import UNREADABLE, SearchIndex
 from qa.index.read import load_index
 from qa.index.write import build_running
-from qa.ingest.corpus import MAX_FILE_BYTES, article_files
+from qa.ingest.corpus import MAX_FILE_BYTES, article_files, source_name
 from qa.settings import Settings
 
 _HASHES: dict[tuple[str, int, int], str] = {}
@@ -62,7 +62,7 @@ def corpus_changes(manifest: dict, settings: Settings) -> list[str]:
         files = article_files(corpus_dir)
     except CorpusError:
         files = []  # a missing or empty corpus folder: every article reads as removed
-    now = {path.relative_to(corpus_dir).as_posix(): file_digest(path) for path in files}
+    now = {source_name(path, corpus_dir): file_digest(path) for path in files}
     now = {source: digest for source, digest in now.items() if skipped.get(source) != digest}
     changes = [f"+{s}" for s in sorted(now.keys() - built.keys())]
     changes += [f"-{s}" for s in sorted(built.keys() - now.keys() - skipped.keys())]

@@ -18,8 +18,8 @@ from qa.stores.bm25 import LexicalIndex
 from qa.stores.factory import LocalStores, MilvusStores
 
 # 4: per-article BM25 tokens (tokens.jsonl) and skipped files in the manifest, for
-# incremental builds.
-FORMAT_VERSION = 4
+# incremental builds. 5: every file's sha256 in the manifest ("files"), checked at load.
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 SENTENCES = "sentences.json"

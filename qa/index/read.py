@@ -23,7 +23,7 @@ from qa.index.layout import (
     SearchIndex,
     SentenceTable,
 )
-from qa.index.write import build_running, restore_interrupted_swap
+from qa.index.write import build_running, file_checksum, restore_interrupted_swap
 from qa.schema import Article, Chunk
 from qa.settings import Settings
 from qa.stores.bm25 import LexicalIndex
@@ -117,11 +117,14 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
 
     try:
         manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise corrupt(f"{MANIFEST} is not a JSON object")
         if manifest.get("format_version") != FORMAT_VERSION:
             raise StaleIndexError(
                 f"index in {index_dir} was built by another version of this program (format "
                 f"{manifest.get('format_version')}, this one reads {FORMAT_VERSION}); run `qa build` to rebuild it"
             )
+        check_files(index_dir, manifest)
         with open(index_dir / CHUNKS, encoding="utf-8") as lines:
             chunks = [Chunk(**json.loads(line)) for line in lines if line.strip()]
         sentences = SentenceTable.from_json(json.loads((index_dir / SENTENCES).read_text(encoding="utf-8")))
@@ -131,7 +134,7 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
         if with_tokens:
             with open(index_dir / TOKENS, encoding="utf-8") as lines:
                 tokens = [json.loads(line) for line in lines if line.strip()]
-    except StaleIndexError:
+    except (StaleIndexError, IndexCorruptError):
         raise
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise corrupt(f"{type(error).__name__}: {error}") from error
@@ -170,6 +173,32 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
         tokens=tokens,
         lexical_search=stores.lexical_search,
     )
+
+
+def check_files(index_dir: Path, manifest: dict) -> None:
+    """Raise IndexCorruptError unless every file the build wrote is there with the
+    checksum it had (manifest "files"), and no other file is: damage caught at load,
+    not answered from. About 0.3 s per 500 MB of index (sha256 at 1.5 GB/s)."""
+
+    def corrupt(why: str) -> IndexCorruptError:
+        return IndexCorruptError(f"index in {index_dir} is corrupt ({why}); rebuild it with `qa build`")
+
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise corrupt(f"{MANIFEST} lists no file checksums")
+    found = {
+        path.relative_to(index_dir).as_posix()
+        for path in index_dir.rglob("*")
+        if path.is_file() and path.name != MANIFEST
+    }
+    if found != set(files):
+        missing, extra = sorted(set(files) - found), sorted(found - set(files))
+        raise corrupt(
+            f"missing {', '.join(missing)}" if missing else f"files the build did not write: {', '.join(extra)}"
+        )
+    for name, checksum in files.items():
+        if file_checksum(index_dir / name) != checksum:
+            raise corrupt(f"{name} does not match the checksum written at build time")
 
 
 def settings_changes(manifest: dict, settings: Settings) -> list[str]:

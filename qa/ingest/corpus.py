@@ -17,6 +17,7 @@ CorpusError whose message starts with the file's path and says what to do.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -69,6 +70,28 @@ def article_files(corpus_dir: Path) -> list[Path]:
     return files
 
 
+def source_name(path: Path, corpus_dir: Path | None = None) -> str:
+    """The name an article is indexed and cited under: its path relative to the corpus
+    folder (else its file name), with `/`. Bytes of the name that are not UTF-8 (a file
+    copied from an old Windows or a zip) are written `\\xff`, so the name can be
+    stored, printed and compared; `load_article` refuses such a file by this name."""
+    name = Path(path).relative_to(corpus_dir).as_posix() if corpus_dir is not None else Path(path).name
+    return _printable(name)
+
+
+def _printable(name: str) -> str:
+    # A name Python could not decode holds its bytes as lone surrogates (PEP 383).
+    return os.fsencode(name).decode("utf-8", "backslashreplace") if _undecodable(name) else name
+
+
+def _undecodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def load_corpus(corpus_dir: Path) -> list[Article]:
     """Load and clean every article in `corpus_dir`.
 
@@ -103,6 +126,12 @@ def load_article(
         '党建引领洛阳科技创新提质增效'
     """
     path = Path(path)
+    if _undecodable(str(path)):
+        # The index is UTF-8 (JSON): such a name cannot be stored or shown as it is.
+        raise CorpusError(
+            f"{_printable(str(path))}: the file name is not valid UTF-8 (an old Windows or zip encoding?); "
+            "rename the file, e.g. to article.txt"
+        )
     if corpus_dir is not None and path.is_symlink() and not _inside(path, Path(corpus_dir)):
         # A link in the corpus may point anywhere (/etc/passwd); what it points at
         # would be served to every reader of the chat.
@@ -121,7 +150,7 @@ def load_article(
     cleaned = clean_text(document.text)
     if not cleaned.text.strip():
         raise CorpusError(f"{path}: has no article text after cleaning; add the text, or remove it")
-    source = path.relative_to(corpus_dir).as_posix() if corpus_dir else path.name
+    source = source_name(path, corpus_dir)
     extra = [meta[name] for name in SEARCHABLE_FIELDS if meta.get(name) and meta[name] not in cleaned.text]
     return Article(
         source=source,

@@ -130,6 +130,10 @@ def read_image_file(data: bytes, path: Path, on_page: PageHook | None = None) ->
             pages.append(image.copy())
     except CorpusError:
         raise
+    except Image.UnidentifiedImageError as error:
+        raise CorpusError(
+            f"{path}: is not an image (its bytes are no PNG, JPEG, TIFF or WebP); save it again, or remove it"
+        ) from error
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise CorpusError(
             f"{path}: is not a readable image ({type(error).__name__}: {error}); save it again, or remove it"

@@ -22,11 +22,30 @@ from pathlib import Path
 from qa.errors import CorpusError
 from qa.ingest.clean import join_printed_lines
 from qa.ingest.decode import decode_text
-from qa.ingest.ocr import IMAGE_SUFFIXES, PageHook, read_image_file, read_pdf_pages
+from qa.ingest.ocr import IMAGE_SUFFIXES, PageHook, ocr_missing, read_image_file, read_pdf_pages
 from qa.text.sentences import SENTENCE_END
 
 TEXT_SUFFIXES = (".txt", ".md")
 HTML_SUFFIXES = (".html", ".htm")
+
+# What one article may become. The file-size limit (qa.ingest.corpus.MAX_FILE_BYTES)
+# bounds a file's bytes, not what they unpack to: a 200 KB DOCX held 90 MB of XML in
+# 30,000 paragraphs (2 GB of memory, 150,000 texts to embed, hours). These are checked
+# while reading, before the bulk is parsed where the format allows it.
+# A long report is about 100,000 characters; a whole book 500,000.
+MAX_ARTICLE_CHARS = 1_000_000
+# A paragraph per sentence for a whole book stays below this.
+MAX_PARAGRAPHS = 20_000
+# A web page's source (markup and scripts) may be many times its text, but not without end.
+MAX_PAGE_CHARS = 10 * MAX_ARTICLE_CHARS
+# A newspaper's whole issue is under 200 pages.
+MAX_PDF_PAGES = 2_000
+# A Word file is a zip of ~20 parts (a few hundred with many images). Its XML packs
+# 5-10 times smaller; photos do not shrink at all. A part that unpacks 100 times larger
+# than it is packed is made to, not written.
+MAX_ZIP_ENTRIES = 1_000
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
+MAX_ZIP_RATIO = 100
 
 
 @dataclass(frozen=True)
@@ -76,8 +95,35 @@ def read_document(data: bytes, path: Path, on_page: PageHook | None = None) -> R
             f"{path}: {suffix or 'no suffix'} is not an article format; "
             "use .txt, .md, .html, .htm, .pdf, .docx or a scan (.png, .jpg, .tif, .webp)"
         )
-    meta = {key: fix_radicals(value) for key, value in document.meta.items()}
-    return RawDocument(fix_radicals(document.text), meta, document.file_date, document.encoding, document.ocr_pages)
+    check_extracted(document.text, path)
+    meta = {key: _valid_text(fix_radicals(value)) for key, value in document.meta.items()}
+    text = _valid_text(fix_radicals(document.text))
+    return RawDocument(text, meta, document.file_date, document.encoding, document.ocr_pages)
+
+
+def check_extracted(text: str, path: Path) -> None:
+    """Raise CorpusError when `text` is more than one article may be (MAX_ARTICLE_CHARS,
+    MAX_PARAGRAPHS)."""
+    if len(text) > MAX_ARTICLE_CHARS:
+        raise CorpusError(
+            f"{path}: holds over {MAX_ARTICLE_CHARS:,} characters of text, the limit for one article; "
+            "split it into articles, or remove it"
+        )
+    if text.count("\n") >= MAX_PARAGRAPHS:
+        raise CorpusError(
+            f"{path}: holds over {MAX_PARAGRAPHS:,} paragraphs, the limit for one article; "
+            "split it into articles, or remove it"
+        )
+
+
+def _valid_text(text: str) -> str:
+    """`text` with lone surrogates (a PDF's broken UTF-16 string) replaced by U+FFFD: the
+    index is written as UTF-8, which cannot hold them, and one title must not fail a build."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 # ---------------------------------------------------------------------- text files
@@ -88,6 +134,7 @@ _FRONT_MATTER_KEY = re.compile(r"^\s*([\w-]+)\s*:(.*)$")
 def read_text(data: bytes, path: Path) -> RawDocument:
     """A `.txt`/`.md` article: decoded, with its front matter split off."""
     decoded = decode_text(data, path)
+    check_extracted(decoded.text, path)  # before front matter and cleaning copy it
     meta, body = split_front_matter(decoded.text, path)
     return RawDocument(body, meta, encoding=decoded.encoding)
 
@@ -148,6 +195,11 @@ def read_html(data: bytes, path: Path) -> RawDocument:
     elif declared == "big5":
         declared = "cp950"
     decoded = decode_text(data, path, declared)
+    if len(decoded.text) > MAX_PAGE_CHARS:  # parsed, a page takes ten times its size in memory
+        raise CorpusError(
+            f"{path}: the page is over {MAX_PAGE_CHARS:,} characters long, too long for one article; "
+            "save the article's own page, or its text as .txt"
+        )
 
     import trafilatura
 
@@ -198,7 +250,7 @@ def _strip_site_suffix(title: str, sitename: str, text: str) -> str:
 
 
 # A page whose text layer has fewer characters than this (a page number, a running
-# head) is a scan, read by OCR.
+# head) and which holds an image is a scan, read by OCR.
 SCANNED_PAGE_CHARS = 20
 
 
@@ -213,8 +265,18 @@ def read_pdf(data: bytes, path: Path, on_page: PageHook | None = None) -> RawDoc
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise CorpusError(f"{path}: the PDF is password-protected; save an unprotected copy")
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise CorpusError(
+                f"{path}: has {len(reader.pages):,} pages, over the limit of {MAX_PDF_PAGES:,} for one article; "
+                "split it into articles, or remove it"
+            )
         # Radicals fixed first: the line widths that decide the joins count ideographs.
         pages = [fix_radicals(page.extract_text() or "") for page in reader.pages]
+        scanned = [
+            number
+            for number, (page, text) in enumerate(zip(reader.pages, pages, strict=True), 1)
+            if len("".join(text.split())) < SCANNED_PAGE_CHARS and _has_image(page)
+        ]
         info = reader.metadata
     except CorpusError:
         raise
@@ -222,7 +284,10 @@ def read_pdf(data: bytes, path: Path, on_page: PageHook | None = None) -> RawDoc
         raise CorpusError(
             f"{path}: is not a readable PDF ({type(error).__name__}: {error}); export it again, or remove it"
         ) from error
-    scanned = [number for number, page in enumerate(pages, 1) if len("".join(page.split())) < SCANNED_PAGE_CHARS]
+    if scanned and len(scanned) < len(pages) and ocr_missing():
+        # Without OCR a PDF with text is still read: its scanned pages are left out
+        # (a PDF of scans only is skipped with the reason, by read_pdf_pages).
+        scanned = []
     scans = read_pdf_pages(data, path, scanned, on_page) if scanned else None
     paragraphs: list[str] = []
     lines: list[str] = []  # the text-layer lines of the pages since the last scan
@@ -250,7 +315,9 @@ def read_pdf(data: bytes, path: Path, on_page: PageHook | None = None) -> RawDoc
         if created is not None:
             file_date = f"{created:%Y-%m-%d}"
     if not paragraphs:
-        raise CorpusError(f"{path}: the PDF has no text, in its text layer or by OCR; check it, or remove it")
+        raise CorpusError(
+            f"{path}: the PDF has no text (no text layer, no scanned page to read); check it, or remove it"
+        )
     return RawDocument("\n".join(paragraphs), meta, file_date, ocr_pages=scans.pages if scans else 0)
 
 
@@ -259,6 +326,14 @@ def read_image(data: bytes, path: Path, on_page: PageHook | None = None) -> RawD
     scans = read_image_file(data, path, on_page)
     meta = {"title": scans.title} if scans.title else {}
     return RawDocument("\n".join(scans.paragraphs), meta, ocr_pages=scans.pages)
+
+
+def _has_image(page) -> bool:
+    """Whether a PDF page draws an image (what a scanned page is); listing them decodes nothing."""
+    try:
+        return len(page.images) > 0
+    except Exception:  # a damaged resource dictionary: let OCR try the page
+        return True
 
 
 def _usable_title(title: str) -> str:
@@ -283,18 +358,26 @@ def read_docx(data: bytes, path: Path) -> RawDocument:
     import docx
     from docx.table import Table
 
+    _check_zip(data, path)
     try:
         document = docx.Document(io.BytesIO(data))
-        paragraphs = []
+        paragraphs: list[str] = []
+        characters = 0  # of "\n".join(paragraphs), counted as they come
         for block in document.iter_inner_content():
+            before = len(paragraphs)
             if isinstance(block, Table):  # one paragraph per row
                 for row in block.rows:
                     cells = list(dict.fromkeys(cell.text.strip() for cell in row.cells if cell.text.strip()))
                     paragraphs.append(" | ".join(cells))
             else:
                 paragraphs.append(block.text)
+            characters += sum(len(paragraph) + 1 for paragraph in paragraphs[before:])
+            if characters - 1 > MAX_ARTICLE_CHARS or len(paragraphs) > MAX_PARAGRAPHS:
+                check_extracted("\n".join(paragraphs), path)  # over a limit: raises, the rest is not read
         properties = document.core_properties
         title, created = properties.title or "", properties.created
+    except CorpusError:
+        raise
     except Exception as error:  # python-docx raises many kinds on a damaged file
         raise CorpusError(
             f"{path}: is not a readable DOCX file ({type(error).__name__}: {error}); "
@@ -305,6 +388,37 @@ def read_docx(data: bytes, path: Path) -> RawDocument:
     if file_date == _PYTHON_DOCX_TEMPLATE_CREATED:
         file_date = ""
     return RawDocument("\n".join(paragraphs), meta, file_date)
+
+
+def _check_zip(data: bytes, path: Path) -> None:
+    """Refuse a DOCX whose zip would unpack to more than an article's file may hold
+    (MAX_ZIP_ENTRIES, MAX_UNZIPPED_BYTES, MAX_ZIP_RATIO), from its directory alone,
+    before any part is unpacked. zipfile never reads past a part's stated size."""
+    import zipfile
+
+    try:
+        entries = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return  # not a zip at all: python-docx says the file is damaged
+    unzipped = sum(entry.file_size for entry in entries)
+    packed_too_well = [
+        entry
+        for entry in entries
+        if entry.file_size > 1024 * 1024 and entry.file_size > MAX_ZIP_RATIO * max(entry.compress_size, 1)
+    ]
+    if len(entries) > MAX_ZIP_ENTRIES or unzipped > MAX_UNZIPPED_BYTES or packed_too_well:
+        why = (
+            f"{len(entries):,} parts"
+            if len(entries) > MAX_ZIP_ENTRIES
+            else f"{packed_too_well[0].filename} unpacks to {packed_too_well[0].file_size / 2**20:.0f} MB, "
+            f"{packed_too_well[0].file_size // max(packed_too_well[0].compress_size, 1)} times its packed size"
+            if packed_too_well
+            else f"it unpacks to {unzipped / 2**20:.0f} MB"
+        )
+        raise CorpusError(
+            f"{path}: is not an ordinary Word file ({why}; the limits are {MAX_ZIP_ENTRIES:,} parts, "
+            f"{MAX_UNZIPPED_BYTES // 2**20} MB unpacked, {MAX_ZIP_RATIO} times packed); remove it, or save its text as .txt"
+        )
 
 
 # ---------------------------------------------------------------------- radicals

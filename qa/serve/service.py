@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from qa.atomic import replace_file
+from qa.atomic import create_file
 from qa.embed.batching import BatchingEncoder
 from qa.errors import QAError, QuestionError, SettingsError
 from qa.index.read import load_index
@@ -223,6 +223,10 @@ class ChatService:
         filename = Path(str(name or "")).name.strip()
         if not filename or filename.startswith("."):
             raise QuestionError("the file has no usable name; rename it, e.g. article.txt")
+        try:
+            filename.encode("utf-8")
+        except UnicodeEncodeError:
+            raise QuestionError("the file name is not valid UTF-8; rename it, e.g. article.txt") from None
         if not filename.lower().endswith(UPLOAD_SUFFIXES):
             raise QuestionError(f"{filename}: only {', '.join(UPLOAD_SUFFIXES)} files can be added")
         if len(data) > self.web.max_upload_bytes:
@@ -234,12 +238,20 @@ class ChatService:
         corpus = Path(self.settings.corpus_dir)
         corpus.mkdir(parents=True, exist_ok=True)
         target = corpus / filename
-        replaced = target.exists()
-        replace_file(target, lambda tmp: tmp.write_bytes(data))  # a build never sees half a file
+        # Never over an article already there: an upload named like one had replaced it
+        # without a word. Whole or not at all, so a build never sees half a file.
+        if not create_file(target, lambda tmp: tmp.write_bytes(data)):
+            same = target.is_file() and not target.is_symlink() and target.read_bytes() == data
+            if same:
+                raise QuestionError(f"{filename} is already in the corpus, unchanged; nothing to add")
+            stem, suffix = Path(filename).stem, Path(filename).suffix
+            raise QuestionError(
+                f"an article named {filename} is already in the corpus and is kept; rename the file "
+                f"(e.g. {stem}-2{suffix}) to add it beside that one, or remove the old one from {corpus} first"
+            )
         started = self.start_rebuild()
-        verb = "replaced" if replaced else "added"
         then = "indexing it now" if started else "a rebuild is running; press Rebuild when it ends to index it"
-        return f"{filename} {verb} in {corpus}; {then}."
+        return f"{filename} added in {corpus}; {then}."
 
     def warm_up(self) -> None:
         """Load the index, the model and the English dictionary, so the first user waits less."""

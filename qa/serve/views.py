@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qa.errors import SettingsError
 from qa.schema import Answer, Filter, Hit
 
 
@@ -26,11 +27,13 @@ class Reply:
     status: int = 200
 
     def to_dict(self) -> dict:
-        """The JSON form (docs/usage.md, "JSON API")."""
+        """The JSON form (docs/usage.md, "JSON API"). A refused question comes back as its
+        first ECHO_CHARS characters only: a 50 MB question was echoed whole, twice."""
         result = self.answer
+        question = _echo(self.question) if self.error else self.question
         return {
-            "question": self.question,
-            "resolved_question": self.resolved or self.question,
+            "question": question,
+            "resolved_question": _echo(self.resolved) if self.error and self.resolved else self.resolved or question,
             "found": bool(result and result.found),
             "verdict": result.verdict if result else None,
             "message": result.message if result else "",
@@ -38,6 +41,14 @@ class Reply:
             "error": self.error,
             "passages": [passage_dict(hit) for hit in (result.passages if result else [])],
         }
+
+
+# How much of a refused question a reply repeats: enough to recognise it.
+ECHO_CHARS = 100
+
+
+def _echo(text: str) -> str:
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
 
 
 def passage_dict(hit: Hit) -> dict:
@@ -121,10 +132,15 @@ def parse_filter(sources=None, date_from: str = "", date_to: str = "") -> Filter
         SettingsError: a date that is not YYYY[-MM[-DD]], or a range that ends before it starts
             (checked by `Filter` itself).
     """
+    for name, value in (("date_from", date_from), ("date_to", date_to)):
+        if value is not None and not isinstance(value, str):
+            raise SettingsError(f"{name} must be a date like 2021-03-01 (a string), got {type(value).__name__}")
     date_from, date_to = (date_from or "").strip(), (date_to or "").strip()
     if isinstance(sources, str):
         sources = [sources]
-    chosen = frozenset(str(s) for s in sources) if sources else None
+    if sources is not None and not (isinstance(sources, list) and all(isinstance(s, str) for s in sources)):
+        raise SettingsError("sources must be a list of article file names (strings), as /api/status lists them")
+    chosen = frozenset(sources) if sources else None
     if chosen is None and not date_from and not date_to:
         return None
     return Filter(sources=chosen, date_from=date_from, date_to=date_to)

@@ -28,8 +28,9 @@ import gradio as gr  # noqa: E402
 from qa.errors import QAError, SettingsError  # noqa: E402
 from qa.limits import MODES  # noqa: E402
 from qa.search.answer import escape_markdown, to_markdown  # noqa: E402
-from qa.serve.http import add_http_api, ask_json, client_of  # noqa: E402
-from qa.serve.limits import WebSettings  # noqa: E402
+from qa.serve.http import RequestGuard, ask_json, client_of, make_api  # noqa: E402
+from qa.serve.limits import LoginGuard, WebSettings  # noqa: E402
+from qa.serve.server import HTTPServer  # noqa: E402
 from qa.serve.service import ERROR_MESSAGE, UPLOAD_SUFFIXES, ChatService  # noqa: E402
 from qa.serve.views import ArticleView, Reply, parse_filter  # noqa: E402
 from qa.settings import Settings  # noqa: E402
@@ -302,6 +303,8 @@ def make_app(
             message = str(error)
         except OSError as error:
             message = f"cannot read the upload: {error.strerror}"
+        finally:
+            _remove_upload(Path(path))
         gr.Info(message)
         return status_markdown(service.status()), gr.Timer(active=True), None
 
@@ -415,47 +418,89 @@ def make_app(
     return app
 
 
+def _remove_upload(path: Path) -> None:
+    """Delete gradio's copy of an upload once it is handled (it kept every one), and its
+    folder when that is empty; only inside gradio's upload folder."""
+    from gradio.utils import get_upload_folder
+
+    folder = Path(get_upload_folder()).resolve()
+    path = path.resolve()
+    if not path.is_relative_to(folder) or path == folder:
+        return
+    path.unlink(missing_ok=True)
+    if path.parent != folder:
+        try:
+            path.parent.rmdir()  # gradio's one folder per upload (named by its hash)
+        except OSError:
+            pass  # not empty: another upload of the same bytes is in it
+
+
 def _bot(text: str) -> dict:
     return {"role": "assistant", "content": text}
 
 
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True) -> None:
-    """Start the server; with `block=False` it runs in a background thread (tests)."""
+    """Serve the page and the JSON API on `host`:`port`; with `block=False` the server
+    runs in a background thread (tests) and `app.close()` stops it.
+
+    The JSON routes are on the app before it serves (they answered 404 for a moment
+    while gradio's own launch started), behind the guard of body sizes and failed logins
+    (`qa.serve.http.RequestGuard`), on a server with request deadlines (`qa.serve.server`).
+
+    Raises:
+        SettingsError: the address cannot be listened on (the message says why).
+    """
     service: ChatService = app.qa_service
+    web = service.web
     # Questions run side by side (the model and the index are read-only while serving);
     # the micro-batcher turns concurrent questions into one model call.
     app.queue(default_concurrency_limit=64)
-    try:
-        _launch(app, host, port, service)
-    except OSError as error:
-        # A user's mistake or state (another chat on the port), not a bug: one line.
-        if "port" not in str(error).lower():
-            raise
-        raise SettingsError(
-            f"port {port} on {host} is in use (is another chat running?); stop it, or set QA_PORT to a free port"
-        ) from None
-    add_http_api(app.server_app, service)
+    app.max_threads = app._queue.max_thread_count = 80
+    api = make_api(service)
+    gr.mount_gradio_app(
+        api,
+        app,
+        path="/",
+        server_name=host,
+        server_port=port,
+        auth=web.auth,
+        # Checked by gradio while the upload streams in, before it is stored.
+        max_file_size=web.max_upload_bytes,
+        ssr_mode=False,
+        mcp_server=False,
+        show_error=False,
+        footer_links=["api"],
+        theme=gr.themes.Default(),
+        css=CSS,
+        app_kwargs={"openapi_url": None},  # gradio's own schema is at /gradio_api/openapi.json, behind the login
+    )
+    guarded = RequestGuard(api, max_upload_bytes=web.max_upload_bytes, logins=LoginGuard() if web.auth else None)
+    server = HTTPServer(
+        guarded, host, port, trusted_proxies=web.trusted_proxies, request_timeout_s=web.request_timeout_s
+    )
+    server.start()
+    # What gr.Blocks.launch sets, for app.close() and app.block_thread(); the app that
+    # serves is the one mounted last.
+    app.server, app.is_running, app.server_name, app.server_port = server, True, host, port
+    app.server_app = app.app = api.routes[-1].app
+    if web.share:
+        _share(app, host, port)
     if block:
         app.block_thread()
 
 
-def _launch(app: gr.Blocks, host: str, port: int, service: ChatService) -> None:
-    app.launch(
-        server_name=host,
-        server_port=port,
-        share=service.web.share,
-        auth=service.web.auth,
-        inbrowser=False,
-        ssr_mode=False,
-        mcp_server=False,
-        quiet=True,
-        show_error=False,
-        prevent_thread_lock=True,
-        max_threads=80,
-        footer_links=["api"],
-        theme=gr.themes.Default(),
-        css=CSS,
-    )
+def _share(app: gr.Blocks, host: str, port: int) -> None:
+    """Ask gradio for a public link to the chat (QA_SHARE). Every client then reaches it
+    from this machine's address, so they share one rate limit and one login record."""
+    from gradio import networking
+
+    local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    try:
+        url = networking.setup_tunnel(local, port, app.share_token, None, None)
+    except Exception as error:  # no internet, or gradio's share server refused
+        print(f"warning: no share link ({error}); the chat is served on http://{host}:{port} only")
+        return
+    print(f"share link: {url}")
 
 
 def prepare_index(settings: Settings, build_if_needed: bool = True) -> None:

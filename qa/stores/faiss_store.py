@@ -87,7 +87,14 @@ class FaissStore:
         return self.vectors(ids) @ as_matrix(vector, self.dimension)[0]
 
     def save(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
+        """Write the index to `path`; OSError when it cannot be written (a full disk)."""
+        try:
+            faiss.write_index(self._index, str(path))
+        except RuntimeError as error:
+            # faiss reports a failed write (ENOSPC, EIO) as RuntimeError with a C++ message
+            # whose last line names the cause; the index writer reports OSError as one line.
+            cause = str(error).strip().splitlines()[-1] if str(error).strip() else "write error"
+            raise OSError(f"{Path(path).name}: {cause}") from error
 
     @classmethod
     def load(cls, path: Path) -> FaissStore:
