@@ -123,14 +123,18 @@ class Retriever:
         # Evidence over the union only: the question's cosine with each candidate passage
         # and with each of its sentences.
         passage_cos = self.index.vectors.scores(vector, rows)
-        sentence_rows = [self.index.sentences.of_chunk(int(row)) for row in rows]
-        all_sentences = np.fromiter((s for r in sentence_rows for s in r), dtype=np.int64)
-        sentence_cos = dict(
-            zip(all_sentences.tolist(), self.index.sentence_vectors.scores(vector, all_sentences).tolist())
-        )
-        best_sentence = np.array(
-            [max((sentence_cos[s] for s in r), default=-1.0) for r in sentence_rows], dtype=np.float32
-        )
+        firsts, stops = self.index.sentences.spans(rows)
+        counts = stops - firsts
+        # Every candidate's sentence rows, passage after passage, without a Python loop.
+        offsets = np.cumsum(counts) - counts
+        all_sentences = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(firsts - offsets, counts)
+        all_cos = np.asarray(self.index.sentence_vectors.scores(vector, all_sentences))
+        best_sentence = np.full(len(rows), -1.0, dtype=np.float32)
+        has = counts > 0
+        if has.any():
+            best_sentence[has] = np.maximum.reduceat(all_cos, offsets[has])
+        sentence_cos = dict(zip(all_sentences.tolist(), all_cos.tolist()))
+        sentence_rows = [range(a, b) for a, b in zip(firsts.tolist(), stops.tolist())]
         dense = (passage_cos + np.maximum(best_sentence, passage_cos)) / 2
         lexical = lexical_all[rows]
 
