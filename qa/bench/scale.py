@@ -496,6 +496,23 @@ def _code_state() -> dict:
 
 
 def format_report(report: dict) -> str:
+    lines = format_sizes(report)
+    lines.append("")
+    for name, ratio in report.get("ratios", {}).items():
+        if name == "without_query_embedding":
+            lines.append(f"without the question's embedding (not goals): {ratio}")
+        elif isinstance(ratio, dict):
+            lines.append(
+                f"{name:38s} {ratio['value']:8.2f}  goal <= {ratio['goal']}  {'met' if ratio['met'] else 'NOT MET'}"
+            )
+    profile = report.get("profile")
+    if profile:
+        lines += format_profile(profile)
+    return "\n".join(lines)
+
+
+def format_sizes(report: dict) -> list[str]:
+    """The table of sizes, then each size's cold-start phases and any error."""
     columns = [
         ("size", "size"),
         ("passages", "passages"),
@@ -525,29 +542,24 @@ def format_report(report: dict) -> str:
             lines.append(f"cold start at {row['size']}: {phases}")
         if "error" in row:
             lines.append(f"size {row['size']}: {row['error']}")
-    lines.append("")
-    for name, ratio in report.get("ratios", {}).items():
-        if name == "without_query_embedding":
-            lines.append(f"without the question's embedding (not goals): {ratio}")
-        elif isinstance(ratio, dict):
+    return lines
+
+
+def format_profile(profile: dict) -> list[str]:
+    """Where a warm question's time goes at the largest size: qa/'s functions and the leaves."""
+    lines = [f"\nprofile: {profile['questions']} warm questions at {profile['size']} articles"]
+    lines.append(f"  question embedding: {profile.get('query_embedding_s')}s of the total")
+    for title, key in (
+        ("by cumulative time", "cumulative"),
+        ("qa/ functions by cumulative time", "cumulative_engine"),
+        ("by own time", "tottime"),
+    ):
+        lines.append(f"  {title}:")
+        for entry in profile[key]:
             lines.append(
-                f"{name:38s} {ratio['value']:8.2f}  goal <= {ratio['goal']}  {'met' if ratio['met'] else 'NOT MET'}"
+                f"    {entry['cumtime_s']:8.3f} cum {entry['tottime_s']:8.3f} own {entry['calls']:>9}x  {entry['function']}"
             )
-    profile = report.get("profile")
-    if profile:
-        lines.append(f"\nprofile: {profile['questions']} warm questions at {profile['size']} articles")
-        lines.append(f"  question embedding: {profile.get('query_embedding_s')}s of the total")
-        for title, key in (
-            ("by cumulative time", "cumulative"),
-            ("qa/ functions by cumulative time", "cumulative_engine"),
-            ("by own time", "tottime"),
-        ):
-            lines.append(f"  {title}:")
-            for entry in profile[key]:
-                lines.append(
-                    f"    {entry['cumtime_s']:8.3f} cum {entry['tottime_s']:8.3f} own {entry['calls']:>9}x  {entry['function']}"
-                )
-    return "\n".join(lines)
+    return lines
 
 
 # ---------------------------------------------------------------- CLI
