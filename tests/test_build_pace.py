@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import REPO
 
@@ -91,3 +92,36 @@ def test_qa_build_dry_run_prints_one_line(settings, corpus, fake_encoder, tmp_pa
     assert "1 added" in lines[0] and "would embed" in lines[0] and "texts/s" in lines[0]
     assert "nothing written" in lines[0]
     assert folder_state(settings.index_dir) == before
+
+
+def test_a_text_embedded_as_passage_and_sentence_goes_to_the_model_once(settings, fake_encoder):
+    class Counting:
+        name, dimension = fake_encoder.name, fake_encoder.dimension
+
+        def __init__(self):
+            self.sent = []
+
+        def encode_passages(self, texts):
+            self.sent += texts
+            return fake_encoder.encode_passages(texts)
+
+        encode_queries = encode_passages
+
+        def token_count(self, text):
+            return fake_encoder.token_count(text)
+
+    counting = Counting()
+    summary = build_index(settings, encoder=counting)
+    assert len(counting.sent) == len(set(counting.sent)) < summary.embedded  # one-sentence passages
+    from qa.index.embedding import context_prefix
+    from qa.index.read import load_index
+
+    index = load_index(settings)
+    bounds = index.sentences.bounds
+    single = [row for row in range(len(index.chunks)) if bounds[row + 1] - bounds[row] == 1]
+    row = next(r for r in single if index.sentence_text(int(bounds[r])) == index.chunks[r].text)
+    # Its passage and its sentence still get a vector each, the same one.
+    passage = index.vectors.vectors([row])[0]
+    assert np.allclose(passage, index.sentence_vectors.vectors([int(bounds[row])])[0])
+    embedded_as = context_prefix(index.chunks[row], settings.embed_context) + index.chunks[row].text
+    assert np.allclose(passage, fake_encoder.encode_passages([embedded_as])[0], atol=1e-6)
