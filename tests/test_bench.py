@@ -119,7 +119,8 @@ def test_archive_measures_the_whole_product_against_the_bundled_corpus(run):
     assert archive["passages"] > bundled["passages"]  # the generated articles were indexed, not the bundled ones
     for row in (bundled, archive):
         assert 0 < row["retrieve_p50_ms"] <= row["retrieve_p95_ms"]
-        # A cold start loads the model and the index and answers: more than the model alone.
-        assert row["cold_start_s"] > row["model_load_s"] > 0
+        # A fresh process loaded the index and the model and answered (each phase timed).
+        assert row["cold_start_s"] > 0 and row["model_load_s"] > 0
+        assert row["cold_phases_s"]["load_index_and_model_s"] > 0 and row["cold_phases_s"]["first_retrieve_s"] > 0
     ratios = report["archive"]["ratios"]
     assert report["goals"]["archive_p50_over_bundled"]["value"] == round(ratios["p50_largest_over_bundled"]["value"], 3)

@@ -63,7 +63,7 @@ class BuildSummary:
     changed: int = 0
     removed: int = 0
     unchanged: int = 0
-    embedded: int = 0  # texts (passages and sentences) sent to the model
+    embedded: int = 0  # texts (passages and sentences) embedded; one that occurs twice goes to the model once
     full: bool = True  # every article was (re)built
     skipped: tuple[Skipped, ...] = ()
     written: bool = True  # False: nothing changed, the index was left as it was
