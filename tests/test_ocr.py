@@ -132,18 +132,23 @@ def test_two_column_page_keeps_reading_order(tmp_path):
     assert order == sorted(order) and -1 not in order, order
 
 
-def test_mixed_pdf_reads_text_pages_and_scanned_pages_in_order(tmp_path):
+def _joined(target: Path, *pdfs: Path) -> Path:
+    """The PDFs' pages one after the other in one file, as a scanner's software joins them."""
     import pypdf
 
-    text_pdf = print_pdf(page_html(*LIBRARY), tmp_path, "text")
-    scanned = _scan(tmp_path, (LIBRARY[0], DRAGON_BOAT[1]), "scan", "pdf")
     writer = pypdf.PdfWriter()
-    for source in (text_pdf, scanned):
+    for source in pdfs:
         for page in pypdf.PdfReader(source).pages:
             writer.add_page(page)
-    mixed = tmp_path / "mixed.pdf"
-    with mixed.open("wb") as out:
+    with target.open("wb") as out:
         writer.write(out)
+    return target
+
+
+def test_mixed_pdf_reads_text_pages_and_scanned_pages_in_order(tmp_path):
+    text_pdf = print_pdf(page_html(*LIBRARY), tmp_path, "text")
+    scanned = _scan(tmp_path, (LIBRARY[0], DRAGON_BOAT[1]), "scan", "pdf")
+    mixed = _joined(tmp_path / "mixed.pdf", text_pdf, scanned)
     article = load_article(mixed)
     assert article.ocr
     text_at, scan_at = article.text.find("12万册"), article.text.find("46支隊伍")
@@ -151,17 +156,9 @@ def test_mixed_pdf_reads_text_pages_and_scanned_pages_in_order(tmp_path):
 
 
 def test_without_the_engine_a_pdf_with_text_is_read_without_its_scanned_pages(tmp_path, monkeypatch):
-    import pypdf
-
     text_pdf = print_pdf(page_html(*LIBRARY), tmp_path, "text")
     scanned = _scan(tmp_path, DRAGON_BOAT, "scan", "pdf")
-    writer = pypdf.PdfWriter()
-    for source in (text_pdf, scanned):
-        for page in pypdf.PdfReader(source).pages:
-            writer.add_page(page)
-    mixed = tmp_path / "mixed.pdf"
-    with mixed.open("wb") as out:
-        writer.write(out)
+    mixed = _joined(tmp_path / "mixed.pdf", text_pdf, scanned)
     monkeypatch.setenv("QA_TESSERACT", "/nonexistent/tesseract")
     qa.ingest.ocr._languages.cache_clear()
     try:

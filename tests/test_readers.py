@@ -11,7 +11,6 @@ import hashlib
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -21,6 +20,7 @@ import pytest
 from test_corpus import paragraph_breaks_inside_sentences
 
 import qa.ingest.corpus
+from qa.bench.ocr import chromium, print_pdf
 from qa.errors import CorpusError
 from qa.ingest.clean import clean_text, join_printed_lines
 from qa.ingest.corpus import ARTICLE_SUFFIXES, article_files, load_article, load_corpus
@@ -309,37 +309,11 @@ def test_web_page_without_an_article_is_refused(tmp_path, html, problem):
 # ------------------------------------------------------------------------------ PDF
 
 
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("QA_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
-
-
 def print_to_pdf(html: str, folder: Path, name: str) -> Path:
     """The page printed to PDF by headless Chromium, as a user would save an article."""
-    chromium = _chromium()
-    if chromium is None:
+    if chromium() is None:
         pytest.skip("Chromium not found (apt-get install chromium fonts-noto-cjk, or set QA_CHROMIUM)")
-    source = folder / f"{name}.html"
-    source.write_text(html, encoding="utf-8")
-    target = folder / f"{name}.pdf"
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-pdf-header-footer",
-            f"--user-data-dir={folder / 'chromium-profile'}",
-            f"--print-to-pdf={target}",
-            source.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    return target
+    return print_pdf(html, folder, name)
 
 
 def article_page(text: str) -> str:
