@@ -61,7 +61,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(result.message)
     for number, hit in enumerate(result.passages, 1):
         bold, reset = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("【", "】")
-        print(f"[{number}] {hit.citation}  score {hit.score:.3f}")
+        label = f"  ({hit.evidence_label})" if hit.evidence_label else ""
+        print(f"[{number}] {hit.citation}{label}")
         print(f"    {highlighted(hit, bold, reset)}")
         print()
     return 0

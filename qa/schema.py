@@ -92,6 +92,10 @@ class Chunk:
     paragraph: int
 
 
+# How a citation names a passage's evidence (qa/search/judge.py decides which).
+EVIDENCE_LABELS = {"answers": "answers the question", "related": "related"}
+
+
 @dataclass(frozen=True)
 class Hit:
     """One retrieved passage with everything needed to cite and highlight it."""
@@ -108,6 +112,14 @@ class Hit:
     highlight: tuple[int, int] | None = None  # answering sentence, article coordinates
     dense_score: float | None = None
     lexical_score: float | None = None
+    # What the verdict read in this passage: "answers" (its own evidence reaches
+    # "found"), "related" (shown, not judged to answer) or "" (not judged: retrieve()).
+    evidence: str = ""
+
+    @property
+    def evidence_label(self) -> str:
+        """The evidence in words a reader can act on, for a citation line."""
+        return EVIDENCE_LABELS.get(self.evidence, "")
 
     @property
     def highlight_text(self) -> str:
@@ -129,6 +141,7 @@ class Hit:
             "paragraph": self.paragraph,
             "highlight": list(self.highlight) if self.highlight else None,
             "highlight_text": self.highlight_text,
+            "evidence": self.evidence,
         }
 
 

@@ -1,6 +1,8 @@
-"""Fit the "nothing found" judge (qa/search/judge.py) on every shared set together; write qa/judge.json.
+"""Fit the verdict (qa/search/judge.py) on every set's evidence, read against each corpus's own null; write qa/search/judge.json.
 
-An entry point: the code is `qa.eval.fit_judge` (`python -m qa.eval.fit_judge --help`).
+An entry point: the code is `qa.eval.fit_judge` (`python -m qa.eval.fit_judge --help`):
+`python scripts/fit_judge.py collect dev extra cmrc2018-trial drcd-dev ats-news-dev`, then
+`python scripts/fit_judge.py fit`.
 """
 
 import sys

@@ -147,8 +147,11 @@ def test_ask_json(real_index, tmp_path):
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["found"] is True
-    assert len(payload["passages"]) == 3
-    for passage in payload["passages"]:
+    # The answer first: only the passages that answer (here one); --all lists all k.
+    assert [p["evidence"] for p in payload["passages"]] == ["answers"]
+    listed = json.loads(run_real(real_index, tmp_path, "ask", MEMORANDA, "--json", "-k", "3", "--all").stdout)
+    assert len(listed["passages"]) == 3 and {p["evidence"] for p in listed["passages"]} <= {"answers", "related"}
+    for passage in listed["passages"]:
         assert {"text", "score", "title", "source", "start", "end", "citation"} <= passage.keys()
         assert isinstance(passage["score"], float)
         assert passage["end"] - passage["start"] == len(passage["text"])
@@ -163,7 +166,7 @@ def test_ask_plain(real_index, tmp_path):
     result = run_real(real_index, tmp_path, "ask", MEMORANDA, "-k", "2")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "[1] 《" in out and "[2] 《" in out and "[3]" not in out
+    assert "[1] 《" in out and "(answers the question)" in out and "score" not in out and "[3]" not in out
     assert "knowledge-city-new-productive-forces-2024.txt" in out and "¶" in out
     # Not a terminal: the answering sentence is wrapped in 【】.
     start = out.index("【")

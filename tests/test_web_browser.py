@@ -214,7 +214,8 @@ def test_follow_up_is_read_against_the_previous_question(page):
 def test_settings_change_the_result(page, shots):
     question = "知识城与新加坡签署了多少份合作备忘录？"
     default = ask(page, question).inner_text()
-    assert "[5]" in default and "knowledge-city-new-productive-forces-2024.txt" in default
+    # The answer first: the one passage that answers, not five.
+    assert "[1]" in default and "[2]" not in default and "knowledge-city-new-productive-forces-2024.txt" in default
 
     _tab(page, "设置 · Settings")
     number = page.locator("#qa-k input[type='number']")
@@ -223,16 +224,16 @@ def test_settings_change_the_result(page, shots):
     page.locator("#qa-to input, #qa-to textarea").first.fill("2021-12-31")
     page.screenshot(path=str(shots / "settings.png"), full_page=True)
     limited = ask(page, question).inner_text()
-    assert "[2]" in limited and "[3]" not in limited
+    assert "[1]" in limited and "[3]" not in limited  # k=2; a found answer may need only one
     # The 2024 article is outside the date range now.
     assert "knowledge-city-new-productive-forces-2024.txt" not in limited
 
     page.locator("#qa-to input, #qa-to textarea").first.fill("")
     page.locator("#qa-mode label", has_text="lexical").click()
     lexical = ask(page, question).inner_text()
-    hybrid_score = re.search(r"\[1\] .*· score ([\d.]+)", default).group(1)
-    lexical_score = re.search(r"\[1\] .*· score ([\d.]+)", lexical).group(1)
-    assert hybrid_score == "1.00" and lexical_score != "1.00"  # lexical shows raw BM25 scores
+    # Citations say what the verdict read in each passage, in words, in every mode.
+    for reply in (default, lexical):
+        assert re.search(r"\[1\] .*· (answers the question|related)", reply) and "· score" not in reply
 
 
 def test_a_bad_date_is_explained_in_the_chat(page):

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from qa.errors import IndexCorruptError, IndexNotFoundError, QAError, StaleIndexError
+from qa.search.calibration import calibration_for
 from qa.search.judge import JudgeParams, judge, load_params
 from qa.settings import Settings
 from qa.text.normalize import eval_form
@@ -167,6 +168,8 @@ def evaluate(
     One ranking serves the metrics, the judge's verdict and the timing.
     """
     params = params or load_params()
+    # The corpus's null distribution, made now if its build did not (qa/search/calibration.py).
+    calibration = calibration_for(retriever)
     # One question first, untimed: the first call pays for lazy loading (jieba's
     # dictionary, the model's first forward pass), which is start-up, not a question.
     retriever.rank(retriever.analyse(questions[0].question), DEPTH, mode)
@@ -177,7 +180,7 @@ def evaluate(
         ranked = retriever.rank(query, DEPTH, mode)
         milliseconds = 1000 * (time.perf_counter() - started)
         passages = [(r.source, retriever.passage_text(r)) for r in ranked]
-        judgement = judge(query, ranked, passages[0][1] if passages else "", params)
+        judgement = judge(query, ranked, retriever.index, [text for _, text in passages], calibration, params)
         results.append(
             QuestionResult(
                 question,

@@ -5,10 +5,12 @@ question's language, and the Markdown the chat and CLI show.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from qa.limits import Mode, validate_k, validate_mode, validate_question
 from qa.schema import Answer, Filter, Hit
-from qa.search.judge import judge
+from qa.search.calibration import calibration_for
+from qa.search.judge import MARGIN_DEPTH, judge
 from qa.search.query import question_language
 from qa.search.retriever import Retriever, get_retriever
 from qa.settings import Settings
@@ -39,6 +41,7 @@ def answer(
     settings: Settings | None = None,
     retriever: Retriever | None = None,
     where: Filter | None = None,
+    topic: str = "",
 ) -> Answer:
     """Retrieve passages for `question` and judge whether they answer it.
 
@@ -46,14 +49,19 @@ def answer(
         question: simplified or traditional Chinese, or English.
         k: passages to return (1-50); defaults to the `top_k` setting.
         mode: "hybrid" (default), "dense" or "lexical".
-        show_unrelated: return the best passages even when the verdict is "not_found".
+        show_unrelated: return all k best passages, labelled, whatever the verdict
+            (by default a found answer stops at the passages that answer, and
+            "not_found" returns none).
         where: only these articles (`qa.schema.Filter`: source files, a date range).
+        topic: for a rewritten follow-up, the new topic it swapped in (那杭州呢？ →
+            杭州); the answer must come from an article that names it.
 
     Returns:
         Answer with `.verdict` ("found", "unsure" or "not_found"), `.found`,
-        `.passages` (shown for "found" and "unsure"; for "not_found" only with
-        `show_unrelated`), `.message`, `.markdown`, and `.stale` (what changed in the
-        corpus since the build; "" when nothing did).
+        `.passages` (for "found" the passages that answer, up to the first that does
+        not; for "unsure" all k; for "not_found" only with `show_unrelated`), each
+        with `.evidence` ("answers" or "related"), `.message`, `.markdown`, and
+        `.stale` (what changed in the corpus since the build; "" when nothing did).
 
     Example:
         >>> result = answer("知识城与新加坡签署了多少份合作备忘录？")  # doctest: +SKIP
@@ -67,11 +75,21 @@ def answer(
     retriever = retriever or get_retriever(settings)
     query = retriever.analyse(question)
     stale = retriever.stale_note()
-    ranked = retriever.rank(query, k, mode, where)
-    judgement = judge(query, ranked, retriever.passage_text(ranked[0]) if ranked else "")
+    # The verdict reads the best few results whatever k is (how far the best stands out).
+    ranked = retriever.rank(query, max(k, MARGIN_DEPTH), mode, where)
+    texts = [retriever.passage_text(r) for r in ranked]
+    judgement = judge(query, ranked, retriever.index, texts, calibration_for(retriever), topic=topic)
     verdict = judgement.verdict
     shown = verdict != "not_found" or show_unrelated
-    hits = retriever.to_hits(ranked, mode) if shown else []
+    hits = retriever.to_hits(ranked[:k], mode) if shown else []
+    hits = [
+        replace(hit, evidence="answers" if answers else "related") for hit, answers in zip(hits, judgement.answering)
+    ]
+    if verdict == "found" and not show_unrelated:
+        # The answer first: the passages whose own evidence answers, and none after the
+        # first that does not (five passages had followed even a clear answer).
+        cut = next((i for i, answers in enumerate(judgement.answering) if not answers), len(hits))
+        hits = hits[: max(1, cut)]
     message = {"found": "", "unsure": _UNSURE, "not_found": _NOT_FOUND}[verdict]
     message = message[query.language] if message else ""
     return Answer(
@@ -109,7 +127,8 @@ def to_markdown(verdict: str, hits: list[Hit], message: str, stale: str = "") ->
     for number, hit in enumerate(hits, 1):
         lines.append(f"**[{number}]** {highlight_markup(hit)}")
         lines.append("")
-        lines.append(f"> [{number}] {escape_markdown(hit.citation)} · score {hit.score:.2f}")
+        label = f" · {hit.evidence_label}" if hit.evidence_label else ""
+        lines.append(f"> [{number}] {escape_markdown(hit.citation)}{label}")
         lines.append("")
     return "\n".join(lines).strip()
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from qa.text.script import has_han, to_simplified_chars
 
-__all__ = ["resolve_followup", "resolve_history"]
+__all__ = ["resolve_followup", "resolve_history", "rewrite_followup"]
 
 # The longest new topic a follow-up names ("那昆山高新区呢" is 5); longer text is a question.
 MAX_TOPIC_CHARS = 12
@@ -74,9 +74,20 @@ def resolve_followup(question: str, previous: str) -> str:
         >>> resolve_followup("那洛阳呢？", "知识城与新加坡签署了多少份合作备忘录？")
         '洛阳与新加坡签署了多少份合作备忘录？'
     """
+    return rewrite_followup(question, previous)[0]
+
+
+def rewrite_followup(question: str, previous: str) -> tuple[str, str]:
+    """`resolve_followup`, and the new topic the rewrite swapped in ("" when it swapped
+    none in): the verdict asks that the answer come from an article naming it.
+
+    Example:
+        >>> rewrite_followup("那杭州呢？", "知识城与新加坡签署了多少份合作备忘录？")
+        ('杭州与新加坡签署了多少份合作备忘录？', '杭州')
+    """
     question, previous = question.strip(), (previous or "").strip()
     if not question or not previous or question == previous:
-        return question
+        return question, ""
     if has_han(question):
         return _resolve_chinese(question, previous)
     return _resolve_english(question, previous)
@@ -94,30 +105,30 @@ def resolve_history(questions: Iterable[str]) -> list[str]:
 # -- Chinese ---------------------------------------------------------------------------
 
 
-def _resolve_chinese(question: str, previous: str) -> str:
+def _resolve_chinese(question: str, previous: str) -> tuple[str, str]:
     topic_span = _chinese_topic(previous)
     if topic_span is None or not has_han(previous):
-        return question
+        return question, ""
     start, end = topic_span
     bare = question.rstrip(_END_PUNCTUATION)
     pronoun = _ZH_PRONOUN.match(bare)
     if pronoun and len(bare) > len(pronoun.group(0)):
         # 它的规划期是哪几年？ → 知识城的规划期是哪几年？
-        return previous[start:end] + question[pronoun.end() :]
+        return previous[start:end] + question[pronoun.end() :], ""
     match = _ZH_FOLLOWUP.match(bare)
     if not match or not (match.group("lead") or match.group("tail")):
-        return question
+        return question, ""
     topic = match.group("topic").strip(" ，,")
     if topic in _ZH_TAILS:
-        return question  # 还有呢？ names no new topic: the lazy topic took the tail
+        return question, ""  # 还有呢？ names no new topic: the lazy topic took the tail
     if topic and _ZH_QUESTION_WORD.search(to_simplified_chars(topic)):
         if match.group("lead") and _ZH_TOPIC_END.match(to_simplified_chars(topic)):
             # 那有多少人参加？ keeps the topic and asks something new about it.
-            return previous[start:end] + question[match.start("topic") :]
-        return question  # 知识城有多少企业呢？ asks a question of its own
+            return previous[start:end] + question[match.start("topic") :], ""
+        return question, ""  # 知识城有多少企业呢？ asks a question of its own
     if not topic:
-        return question
-    return previous[:start] + topic + previous[end:]
+        return question, ""
+    return previous[:start] + topic + previous[end:], topic
 
 
 def _chinese_topic(question: str) -> tuple[int, int] | None:
@@ -135,24 +146,24 @@ def _chinese_topic(question: str) -> tuple[int, int] | None:
 # -- English ---------------------------------------------------------------------------
 
 
-def _resolve_english(question: str, previous: str) -> str:
+def _resolve_english(question: str, previous: str) -> tuple[str, str]:
     topic_span = _english_topic(previous)
     if topic_span is None:
-        return question
+        return question, ""
     start, end = topic_span
     topic = previous[start:end]
     bare = question.rstrip(_END_PUNCTUATION)
     match = _EN_FOLLOWUP.match(bare)
     if match:
         new_topic = match.group("topic").strip()
-        return previous[:start] + new_topic + previous[end:]
+        return previous[:start] + new_topic + previous[end:], new_topic
     words = bare.split()
     if len(words) <= 8 and _EN_PRONOUN.search(bare):
         # "When was it founded?" → "When was Knowledge City founded?"
         return _EN_PRONOUN.sub(
             lambda m: topic + "'s" if m.group(1).lower() in ("its", "their") else topic, question, count=1
-        )
-    return question
+        ), ""
+    return question, ""
 
 
 def _english_topic(question: str) -> tuple[int, int] | None:

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from qa.errors import QuestionError
 from qa.search.answer_type import Expected, expected_answer
 from qa.text.script import has_han, script_of
-from qa.text.tokens import content_words, query_terms
+from qa.text.tokens import content_words, names, query_terms
 from qa.text.translate import english_question_terms
 
 
@@ -38,6 +39,7 @@ class Query:
     known_share: float  # share of the question's terms (by length) the articles use at all
     unknown_share: float  # share of the content words the articles never use
     expected: Expected | None  # the kind of answer asked for (number, list, date)
+    names: tuple[str, ...] = ()  # places, people, organisations it names (Chinese; matching form)
 
     @property
     def is_english(self) -> bool:
@@ -52,11 +54,18 @@ def question_language(question: str) -> str:
 def analyse(question: str, vocabulary: Vocabulary) -> Query:
     """The `Query` for a validated question against one index's vocabulary.
 
+    Raises:
+        QuestionError: the question holds no word to search for (only question words).
+
     An English question is matched against the Chinese text through its words'
     dictionary translations (see qa/text/translate.py); its unknown-word share counts an
     English word as known when one of its translations occurs in the articles.
     """
     english = not has_han(question)
+    if not (english_question_terms(question) if english else query_terms(question)):
+        # 是什么？, 那呢？, "What is it?": only question and function words. Any passage
+        # matches them a little, so they were answered with passages; the user must say more.
+        raise QuestionError("the question names nothing to look for, only question words; say what it is about")
     lexical_query = cross_language_query(question, vocabulary) if english else question
     terms = tuple(query_terms(lexical_query))
     unknown = unknown_share(question, vocabulary)
@@ -72,6 +81,7 @@ def analyse(question: str, vocabulary: Vocabulary) -> Query:
         known_share=known,
         unknown_share=unknown,
         expected=expected_answer(question),
+        names=() if english else tuple(names(question)),
     )
 
 

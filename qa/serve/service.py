@@ -24,7 +24,7 @@ from qa.index.read import load_index
 from qa.ingest.corpus import ARTICLE_SUFFIXES
 from qa.schema import Filter
 from qa.search.answer import answer
-from qa.search.followup import resolve_followup
+from qa.search.followup import rewrite_followup
 from qa.search.retriever import Retriever, get_retriever
 from qa.serve.limits import RateLimiter, WebSettings
 from qa.serve.views import ArticleView, Reply, article_view
@@ -113,8 +113,12 @@ class ChatService:
             return Reply(typed, error=RATE_LIMITED, status=429)
         try:
             previous = next((q for q in reversed(history or []) if isinstance(q, str) and q.strip()), "")
-            resolved = resolve_followup(question, previous) if previous else question.strip()
-            result = answer(resolved, k, mode=mode, settings=self.settings, retriever=self.retriever(), where=where)
+            # A follow-up is judged as the question it became, and its new topic (那杭州呢？)
+            # must be named by the article that answers it.
+            resolved, topic = rewrite_followup(question, previous) if previous else (question.strip(), "")
+            result = answer(
+                resolved, k, mode=mode, settings=self.settings, retriever=self.retriever(), where=where, topic=topic
+            )
         except (QuestionError, SettingsError) as error:
             return Reply(typed, error=str(error), status=400)
         except QAError as error:
@@ -178,6 +182,7 @@ class ChatService:
 
     def _run_rebuild(self, full: bool) -> None:
         from qa.index.build import build_index
+        from qa.search.calibration import calibrate_index
 
         # Questions first: the build thread yields the CPU to them (Linux lets a thread
         # lower its own priority; torch runs in the calling thread with one thread, so
@@ -201,6 +206,13 @@ class ChatService:
             error = "重建失败。 The rebuild failed; the server log has the details. The previous index is still in use."
         with self._build:
             self._rebuild.update(running=False, result=result, error=error)
+        if not error:
+            # The verdict's calibration of the new index (qa/search/calibration.py), after
+            # the swap: questions are answered meanwhile, the first ones waiting for it.
+            try:
+                calibrate_index(self.settings, encoder=self._model())
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
 
     def wait_for_rebuild(self, timeout_s: float = 600.0) -> dict:
         """Block until no rebuild runs (tests, the load script); the rebuild's record."""

@@ -198,3 +198,25 @@ def content_words(question: str) -> list[str]:
             continue
         words.append(word)
     return list(dict.fromkeys(words))
+
+
+# jieba's part-of-speech tags for names: places, people, organisations, other proper nouns.
+_NAME_TAGS = frozenset({"ns", "nr", "nrt", "nt", "nz"})
+
+
+def names(question: str) -> list[str]:
+    """The names a Chinese question mentions (places, people, organisations, as jieba's
+    part-of-speech tagger reads them; matching form, two characters or more).
+
+    A question names its event by them; an article that names none of them answers
+    some other event.
+    """
+    from jieba import posseg  # the tagger loads its model on first use only
+
+    _get_jieba()
+    found = [
+        pair.word
+        for pair in posseg.cut(match_form(strip_pinyin(question)))
+        if pair.flag in _NAME_TAGS and len(pair.word) >= 2
+    ]
+    return list(dict.fromkeys(found))
