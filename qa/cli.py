@@ -32,6 +32,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_build(args: argparse.Namespace) -> int:
     from qa.api import build_index
 
+    if args.dry_run:
+        from qa.index.build import estimate_build
+
+        print(estimate_build(_settings(args), full=args.full))
+        return 0
     summary = build_index(_settings(args), progress=not args.quiet, log=None if args.quiet else _log, full=args.full)
     print(summary)
     return 0
@@ -152,6 +157,9 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     build.add_argument(
         "--full", action="store_true", help="rebuild every article instead of only added and changed ones"
+    )
+    build.add_argument(
+        "--dry-run", action="store_true", help="say how many texts a build would embed and how long it would take"
     )
     build.set_defaults(run=cmd_build)
 

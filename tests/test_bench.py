@@ -7,6 +7,7 @@ import json
 import pytest
 
 SIZES = (300, 1200)
+ARCHIVE = 12  # generated articles, beside the 4 bundled ones
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,12 @@ def run(bench, tmp_path_factory):
         "--questions",
         "8",
         "--no-cold",
+        "--cold-pairs",
+        "1",
+        "--archive-articles",
+        str(ARCHIVE),
+        "--archive-questions",
+        "3",
     ]
     import contextlib
     import io
@@ -52,7 +59,7 @@ def run(bench, tmp_path_factory):
 
 def test_json_has_every_section(run):
     report, _ = run
-    for section in ("meta", "product", "langchain", "warm", "recall", "scale", "goals"):
+    for section in ("meta", "product", "langchain", "warm", "recall", "archive", "scale", "goals"):
         assert section in report, section
     meta = report["meta"]
     assert meta["cpus"] >= 1 and len(meta["load_average_before"]) == 3 and meta["commit"]
@@ -94,10 +101,26 @@ def test_table_names_every_goal_with_a_verdict(run):
     from qa.bench.report import GOALS
 
     report, table = run
-    for section in ("## Product", "## Beside the LangChain recipe", "## Scale", "## Goals"):
+    for section in ("## Product", "## Beside the LangChain recipe", "## Archive", "## Scale", "## Goals"):
         assert section in table
     for goal in GOALS:
-        says = goal.says.replace("the largest size", f"{SIZES[-1]:,} passages")
+        says = goal.says.replace("the largest size", f"{SIZES[-1]:,} passages").replace(
+            "the archive", f"{ARCHIVE} articles"
+        )
         line = next(line for line in table.splitlines() if line.startswith(f"| {says} |"))
         assert line.rstrip(" |").endswith(("met", "NOT MET")), line
         assert report["goals"][goal.key]["met"] in (True, False)
+
+
+def test_archive_measures_the_whole_product_against_the_bundled_corpus(run):
+    report, _ = run
+    bundled, archive = report["archive"]["sizes"]
+    assert bundled["bundled"] and bundled["articles"] == 4 and archive["articles"] == ARCHIVE
+    assert archive["passages"] > bundled["passages"]  # the generated articles were indexed, not the bundled ones
+    for row in (bundled, archive):
+        assert 0 < row["retrieve_p50_ms"] <= row["retrieve_p95_ms"]
+        # A fresh process loaded the index and the model and answered (each phase timed).
+        assert row["cold_start_s"] > 0 and row["model_load_s"] > 0
+        assert row["cold_phases_s"]["load_index_and_model_s"] > 0 and row["cold_phases_s"]["first_retrieve_s"] > 0
+    ratios = report["archive"]["ratios"]
+    assert report["goals"]["archive_p50_over_bundled"]["value"] == round(ratios["p50_largest_over_bundled"]["value"], 3)

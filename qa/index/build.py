@@ -46,6 +46,9 @@ from qa.text.normalize import match_form
 from qa.text.tokens import tokenize
 from qa.tuning import DEFAULT_TUNING
 
+# Below this many texts a build's pace is mostly model warm-up and is not recorded.
+PACE_MIN_TEXTS = 64
+
 
 @dataclass(frozen=True)
 class BuildSummary:
@@ -61,7 +64,7 @@ class BuildSummary:
     changed: int = 0
     removed: int = 0
     unchanged: int = 0
-    embedded: int = 0  # texts (passages and sentences) sent to the model
+    embedded: int = 0  # texts (passages and sentences) embedded; one that occurs twice goes to the model once
     full: bool = True  # every article was (re)built
     skipped: tuple[Skipped, ...] = ()
     written: bool = True  # False: nothing changed, the index was left as it was
@@ -206,7 +209,9 @@ def build_index(
         )
         units = {article.source: _units(article, settings, stopwatch) for article in fresh}
         with stopwatch.timing("embed"):
-            embedded, model_name = _embed(units.values(), settings, encoder, progress, say)
+            embedded, model_name, pace = _embed(units.values(), settings, encoder, progress, say)
+        if pace is None and previous is not None:
+            pace = previous.manifest.get("embedding_pace")  # a few texts say little: keep the last
         if previous is not None:
             reused = {article.source for article, kept in plan.articles if kept}
             with stopwatch.timing("reuse"):
@@ -217,7 +222,7 @@ def build_index(
             model_name = model_name or previous.manifest["model"]
         ordered = [units[article.source] for article, _ in plan.articles]
         with stopwatch.timing("index"):
-            index, after_swap = _assemble(ordered, settings, model_name, plan, previous)
+            index, after_swap = _assemble(ordered, settings, model_name, plan, previous, pace)
         with stopwatch.timing("write"):
             write_atomically(index_dir, index)
         if after_swap is not None:
@@ -233,6 +238,136 @@ def build_index(
         full=previous is None,
         stages=stopwatch.seconds,
     )
+
+
+# -- a dry run -----------------------------------------------------------------------
+
+# Texts embedded to measure the pace when no build has recorded one: about two seconds
+# with the default model on one core, a few percent error on the rate.
+CALIBRATION_TEXTS = 96
+
+
+@dataclass(frozen=True)
+class BuildEstimate:
+    """What `build_index` would do now, from `estimate_build` (nothing written)."""
+
+    articles: int
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+    skipped: int
+    passages: int  # passages to embed (of added and changed articles)
+    sentences: int  # sentences to embed
+    full: bool
+    texts_per_s: float | None = None  # None: nothing to embed, so nothing measured
+    pace_from: str = ""  # where texts_per_s comes from
+    seconds: float | None = None  # embedding time at that pace
+
+    @property
+    def texts(self) -> int:
+        return self.passages + self.sentences
+
+    def __str__(self) -> str:
+        if not (self.added or self.changed or self.removed):
+            return f"dry run: the index is up to date ({self.articles} articles); nothing to embed, nothing written"
+        kind = "full build" if self.full else "incremental"
+        head = (
+            f"dry run ({kind}): {self.articles} articles ({self.added} added, {self.changed} changed, "
+            f"{self.removed} removed, {self.unchanged} unchanged"
+            + (f"; {self.skipped} file(s) skipped" if self.skipped else "")
+            + f"): would embed {self.texts:,} texts ({self.passages:,} passages, {self.sentences:,} sentences)"
+        )
+        if self.seconds is None:
+            return head + "; nothing written"
+        return (
+            f"{head}, about {_duration(self.seconds)} at {self.texts_per_s:.1f} texts/s "
+            f"({self.pace_from}); nothing written"
+        )
+
+
+def estimate_build(settings: Settings | None = None, *, encoder=None, full: bool = False) -> BuildEstimate:
+    """How many texts `build_index(settings, full=full)` would embed and about how long
+    that takes, without writing anything or taking the build lock.
+
+    The pace is the one the last build of this index recorded (manifest
+    "embedding_pace", same model), else measured here on `CALIBRATION_TEXTS` of the
+    texts to embed (loading the model, or using `encoder`). Files are read and hashed
+    as a build reads them (scans that need OCR are read by OCR); only added and changed
+    articles are chunked.
+
+    Raises:
+        CorpusError: the corpus folder is missing or holds no article file.
+    """
+    settings = settings or Settings.load()
+    index_dir = Path(settings.index_dir)
+    files = article_files(settings.corpus_dir)
+    previous, _ = _previous_index(index_dir, settings, full)
+    plan = _plan(files, Path(settings.corpus_dir), previous)
+    texts: list[str] = []
+    passages = sentences = 0
+    for article, reused in plan.articles:
+        if reused:
+            continue
+        chunks = chunk_article(article, settings.chunk_size, settings.chunk_overlap)
+        rows = sentence_rows(chunks)
+        passages += len(chunks)
+        sentences += len(rows)
+        texts += embedding_texts(chunks, rows, settings.embed_context)
+    counts = dict(
+        articles=len(plan.articles),
+        added=plan.added,
+        changed=plan.changed,
+        removed=plan.removed,
+        unchanged=plan.unchanged,
+        skipped=len(plan.skipped),
+        passages=passages,
+        sentences=sentences,
+        full=previous is None,
+    )
+    if not texts:
+        return BuildEstimate(**counts)
+    rate, source = _recorded_pace(index_dir, settings)
+    if rate is None:
+        rate, source = _calibrate(texts, settings, encoder)
+    return BuildEstimate(**counts, texts_per_s=rate, pace_from=source, seconds=len(texts) / rate)
+
+
+def _recorded_pace(index_dir: Path, settings: Settings) -> tuple[float | None, str]:
+    """The texts/s the last build recorded, if it embedded with the model these settings name."""
+    try:
+        manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, ""
+    pace = manifest.get("embedding_pace") if isinstance(manifest, dict) else None
+    if not isinstance(pace, dict) or settings_changes(manifest, settings) or not pace.get("texts_per_s"):
+        return None, ""
+    when = str(pace.get("measured_at", ""))[:10]
+    return float(pace["texts_per_s"]), f"the pace of the last build, {pace.get('texts')} texts on {when}"
+
+
+def _calibrate(texts: list[str], settings: Settings, encoder) -> tuple[float, str]:
+    """Texts/s measured on a sample of `texts`, through the build's own batching."""
+    if encoder is None:
+        from qa.embed.factory import load_encoder
+
+        encoder = load_encoder(settings)
+    step = max(1, len(texts) // CALIBRATION_TEXTS)
+    sample = texts[::step][:CALIBRATION_TEXTS]  # spread over the corpus: lengths vary by article
+    encoder.encode_passages(sample[:1])  # the first call pays one-off set-up
+    started = time.perf_counter()
+    encode_in_batches(encoder, sample, progress=False)
+    seconds = max(time.perf_counter() - started, 1e-9)
+    return len(sample) / seconds, f"measured now on {len(sample)} of the texts"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 @contextmanager
@@ -402,33 +537,53 @@ def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
     return units
 
 
-def _embed(units, settings: Settings, encoder, progress: bool, say) -> tuple[int, str]:
-    """Embed every passage and sentence of `units` in place; (texts embedded, model name)."""
+def _embed(units, settings: Settings, encoder, progress: bool, say) -> tuple[int, str, dict | None]:
+    """Embed every passage and sentence of `units` in place; (texts embedded, model
+    name, the measured pace for the manifest or None when too few texts to tell)."""
     units = list(units)
     texts: list[str] = []
     for unit in units:
         texts += embedding_texts(unit.chunks, unit.sentences, settings.embed_context)
     if not texts:
-        return 0, ""  # only removals: no model needed
+        return 0, "", None  # only removals: no model needed
     if encoder is None:
         from qa.embed.factory import load_encoder
 
         say(f"loading embedding model {settings.embed_model}")
         encoder = load_encoder(settings)
-    vectors = encode_in_batches(encoder, texts, progress)
+    started = time.perf_counter()
+    vectors = encode_in_batches(encoder, texts, progress, articles=len(units))
+    seconds = time.perf_counter() - started
+    pace = None
+    if len(texts) >= PACE_MIN_TEXTS and seconds > 0:
+        pace = {
+            "model": encoder.name,
+            "texts": len(texts),
+            "articles": len(units),
+            "seconds": round(seconds, 3),
+            "texts_per_s": round(len(texts) / seconds, 2),
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
     offset = 0
     for unit in units:
         unit.chunk_vectors = vectors[offset : offset + len(unit.chunks)]
         offset += len(unit.chunks)
         unit.sentence_vectors = vectors[offset : offset + len(unit.sentences)]
         offset += len(unit.sentences)
-    return len(texts), encoder.name
+    return len(texts), encoder.name, pace
 
 
 # -- the whole index -----------------------------------------------------------------
 
 
-def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, previous: SearchIndex | None):
+def _assemble(
+    units: list[Units],
+    settings: Settings,
+    model: str,
+    plan: Plan,
+    previous: SearchIndex | None,
+    pace: dict | None = None,
+):
     """The new index, and what the store asks to run once the folder is in place
     (Milvus deletes the rows this build retired), or None."""
     chunks: list[Chunk] = []
@@ -478,6 +633,9 @@ def _assemble(units: list[Units], settings: Settings, model: str, plan: Plan, pr
         # making the index look stale.
         "skipped": [{"source": s.source, "sha256": digest, "reason": s.reason} for s, digest in plan.skipped],
     }
+    if pace is not None:
+        # How fast this machine embedded (texts/s): `qa build --dry-run` estimates from it.
+        manifest["embedding_pace"] = pace
     if written.manifest_block is not None:
         # Where the vectors live: URI (no credentials), collections, generation.
         manifest["store"] = written.manifest_block
@@ -548,4 +706,4 @@ def _summary(
     )
 
 
-__all__ = ["BuildSummary", "build_index"]
+__all__ = ["BuildEstimate", "BuildSummary", "build_index", "estimate_build"]

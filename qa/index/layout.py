@@ -7,11 +7,14 @@ in whole (`qa.index.write`); the reader (`qa.index.read`) checks every file.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from qa.errors import IndexCorruptError
 from qa.schema import Article, Chunk, Filter
 from qa.stores.base import LexicalSearch, VectorStore
 from qa.stores.bm25 import LexicalIndex
@@ -37,6 +40,56 @@ UNREADABLE = "unreadable"  # the digest recorded for a file that could not be re
 TOKENS = "tokens.jsonl"  # BM25 tokens per passage: read by builds only, never by questions
 
 
+class StoredChunks(Sequence[Chunk]):
+    """The passages of chunks.jsonl, each parsed on first use.
+
+    A question reads a few dozen passages; parsing all 124,000 of 10,000 articles
+    (`json.loads` and a `Chunk` each) took 1-2 s of every cold start. Their articles
+    are checked at load all the same (`sources`). Thread-safe: two threads parsing one
+    line at once store equal values.
+    """
+
+    def __init__(self, lines: list[str]):
+        self._lines = lines
+        self._parsed: list[Chunk | None] = [None] * len(lines)
+        self._sources: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        chunk = self._parsed[row]
+        if chunk is None:
+            try:
+                chunk = self._parsed[row] = Chunk(**json.loads(self._lines[row]))
+            except (ValueError, TypeError) as error:
+                raise IndexCorruptError(
+                    f"passage {row} of the index is damaged ({error}); run `qa build --full` to rebuild it"
+                ) from error
+        return chunk
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    def sources(self) -> list[str]:
+        """Each passage's article, in row order, without parsing whole lines: the writer
+        puts "source" first, so it is decoded alone; a line written otherwise is parsed
+        whole. Made once: the load checks them, and a filter maps them to articles."""
+        if self._sources is None:
+            decode = _DECODER.raw_decode
+            self._sources = [
+                decode(line, len(_SOURCE_KEY))[0] if line.startswith(_SOURCE_KEY) else json.loads(line)["source"]
+                for line in self._lines
+            ]
+        return self._sources
+
+
+_DECODER = json.JSONDecoder()
+_SOURCE_KEY = '{"source": '
+
+
 @dataclass
 class SentenceTable:
     """Every sentence of every passage: its passage's row, its offsets in the article, and
@@ -47,15 +100,35 @@ class SentenceTable:
     start: np.ndarray  # int32
     end: np.ndarray  # int32
     form: list[str]
+    # bounds[r]:bounds[r + 1] are passage r's sentence rows; made on first use, in one
+    # vectorised pass. A binary search per passage cost 60 us a call at 400,000
+    # sentences (numpy converts the whole int32 array to search it for a Python int),
+    # 18 ms of a question's ~300 candidate passages (issue 19's profile).
+    _bounds: np.ndarray | None = field(default=None, init=False, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.chunk)
 
+    @property
+    def bounds(self) -> np.ndarray:
+        """int64, one more than the passages the table covers: sentences are stored in
+        passage order, so passage r's are rows bounds[r] to bounds[r + 1]."""
+        if self._bounds is None:
+            passages = int(self.chunk[-1]) + 1 if len(self.chunk) else 0
+            self._bounds = np.searchsorted(self.chunk, np.arange(passages + 1, dtype=self.chunk.dtype)).astype(np.int64)
+        return self._bounds
+
+    def spans(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(first, stop) sentence rows of each passage in `rows`, as int64 arrays."""
+        bounds = self.bounds
+        rows = np.minimum(np.asarray(rows, dtype=np.int64), len(bounds) - 1)  # no sentences past the last
+        stops = bounds[np.minimum(rows + 1, len(bounds) - 1)]
+        return bounds[rows], stops
+
     def of_chunk(self, row: int) -> range:
-        """The sentence rows of passage `row`: sentences are stored in passage order, so
-        a binary search finds them without a per-passage list."""
-        first, last = np.searchsorted(self.chunk, (row, row + 1))
-        return range(int(first), int(last))
+        """The sentence rows of passage `row`."""
+        first, stop = self.spans(np.array([row]))
+        return range(int(first[0]), int(stop[0]))
 
     def to_json(self) -> dict:
         return {"chunk": self.chunk.tolist(), "start": self.start.tolist(), "end": self.end.tolist(), "form": self.form}
@@ -70,7 +143,7 @@ class SentenceTable:
 class SearchIndex:
     """A loaded index: the passages, their sentences, and the ways of searching them."""
 
-    chunks: list[Chunk]
+    chunks: Sequence[Chunk]  # a list, or StoredChunks when read from disk
     vectors: VectorStore  # one vector per passage
     sentences: SentenceTable
     sentence_vectors: VectorStore  # one vector per sentence
@@ -93,9 +166,11 @@ class SearchIndex:
         """Which passages belong to the articles `where` allows (bool, one per passage)."""
         if self._article_codes is None:
             position = {source: code for code, source in enumerate(self.articles)}
-            self._article_codes = np.fromiter(
-                (position[c.source] for c in self.chunks), dtype=np.int32, count=len(self.chunks)
+            # Stored passages give their articles without parsing every line.
+            sources = (
+                self.chunks.sources() if isinstance(self.chunks, StoredChunks) else [c.source for c in self.chunks]
             )
+            self._article_codes = np.fromiter((position[s] for s in sources), dtype=np.int32, count=len(sources))
         allowed = [code for code, article in enumerate(self.articles.values()) if where.allows(article)]
         return np.isin(self._article_codes, allowed)
 

@@ -23,9 +23,10 @@ from qa.index.layout import (
     TOKENS,
     SearchIndex,
     SentenceTable,
+    StoredChunks,
 )
 from qa.index.write import build_running, file_checksum, restore_interrupted_swap
-from qa.schema import Article, Chunk
+from qa.schema import Article
 from qa.settings import Settings
 from qa.stores.bm25 import LexicalIndex
 from qa.stores.factory import STORE_KINDS, backend, kind_of
@@ -128,7 +129,8 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
             )
         check_files(index_dir, manifest)
         with open(index_dir / CHUNKS, encoding="utf-8") as lines:
-            chunks = [Chunk(**json.loads(line)) for line in lines if line.strip()]
+            chunks = StoredChunks([line for line in lines if line.strip()])
+            sources = set(chunks.sources())
         sentences = SentenceTable.from_json(json.loads((index_dir / SENTENCES).read_text(encoding="utf-8")))
         with open(index_dir / ARTICLES, encoding="utf-8") as lines:
             articles = [Article(**json.loads(line)) for line in lines if line.strip()]
@@ -161,7 +163,7 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
     if len(sentences.form) != len(sentences) or np.any(np.diff(sentences.chunk) < 0):
         raise corrupt("the sentence table is out of order")
     by_source = {article.source: article for article in articles}
-    if any(chunk.source not in by_source for chunk in chunks):
+    if not sources <= by_source.keys():
         raise corrupt("passages belong to articles the index does not hold")
     return SearchIndex(
         chunks=chunks,

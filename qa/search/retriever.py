@@ -9,6 +9,7 @@ paragraph and `Tuning.context_chars`.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -64,12 +65,9 @@ class Retriever:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, encoder=None) -> Retriever:
         settings = settings or Settings.load()
+        model = None if encoder is not None else _ModelLoad(settings)
         index = load_index(settings)
-        if encoder is None:
-            from qa.embed.factory import load_encoder
-
-            encoder = load_encoder(settings)
-        return cls(index, encoder, settings)
+        return cls(index, encoder if model is None else model.result(), settings)
 
     def analyse(self, question: str) -> Query:
         """The question analysed once against this index's vocabulary (see qa/search/query.py)."""
@@ -126,14 +124,18 @@ class Retriever:
         # Evidence over the union only: the question's cosine with each candidate passage
         # and with each of its sentences.
         passage_cos = self.index.vectors.scores(vector, rows)
-        sentence_rows = [self.index.sentences.of_chunk(int(row)) for row in rows]
-        all_sentences = np.fromiter((s for r in sentence_rows for s in r), dtype=np.int64)
-        sentence_cos = dict(
-            zip(all_sentences.tolist(), self.index.sentence_vectors.scores(vector, all_sentences).tolist())
-        )
-        best_sentence = np.array(
-            [max((sentence_cos[s] for s in r), default=-1.0) for r in sentence_rows], dtype=np.float32
-        )
+        firsts, stops = self.index.sentences.spans(rows)
+        counts = stops - firsts
+        # Every candidate's sentence rows, passage after passage, without a Python loop.
+        offsets = np.cumsum(counts) - counts
+        all_sentences = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(firsts - offsets, counts)
+        all_cos = np.asarray(self.index.sentence_vectors.scores(vector, all_sentences))
+        best_sentence = np.full(len(rows), -1.0, dtype=np.float32)
+        has = counts > 0
+        if has.any():
+            best_sentence[has] = np.maximum.reduceat(all_cos, offsets[has])
+        sentence_cos = dict(zip(all_sentences.tolist(), all_cos.tolist()))
+        sentence_rows = [range(a, b) for a, b in zip(firsts.tolist(), stops.tolist())]
         dense = (passage_cos + np.maximum(best_sentence, passage_cos)) / 2
         lexical = lexical_all[rows]
 
@@ -316,6 +318,38 @@ def _display_score(r: Ranked, mode: Mode, top: float) -> float:
 _RETRIEVERS: dict[tuple, Retriever] = {}
 
 
+class _ModelLoad:
+    """The model, loaded in a thread while the caller loads the index.
+
+    A cold start then costs the longer of the two, not their sum: onnxruntime holds
+    the GIL for most of its load (about 1.7 s), and checking the index's files (sha256
+    over 1.3 GB at 10,000 articles, `qa.index.write.file_checksum`) holds none, so the
+    two share the machine's cores. The index is loaded by the caller, so a missing
+    or damaged one is said at once; the thread is a daemon, so such an error never
+    waits for the model.
+    """
+
+    def __init__(self, settings: Settings):
+        from qa.embed.factory import load_encoder
+
+        self._encoder = self._error = None
+
+        def load() -> None:
+            try:
+                self._encoder = load_encoder(settings)
+            except BaseException as error:  # raised in the caller's thread by result()
+                self._error = error
+
+        self._thread = threading.Thread(target=load, name="qa-model-load", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._encoder
+
+
 def get_retriever(settings: Settings | None = None, encoder=None) -> Retriever:
     """A cached retriever for these settings, on the index as it is on disk now: after a
     rebuild swaps in, the next call returns one on the new index (no restart needed).
@@ -324,14 +358,14 @@ def get_retriever(settings: Settings | None = None, encoder=None) -> Retriever:
     `encoder` replaces the model of `settings` (the web chat passes its micro-batching
     wrapper of it)."""
     settings = settings or Settings.load()
+    # A process's first question loads the model beside the index.
+    model = _ModelLoad(settings) if encoder is None and not _RETRIEVERS else None
     index = load_index(settings)
     key = (settings, id(index), id(encoder))
     retriever = _RETRIEVERS.get(key)
     if retriever is None:
         if encoder is None:
-            from qa.embed.factory import load_encoder
-
-            encoder = load_encoder(settings)
+            encoder = (model or _ModelLoad(settings)).result()
         retriever = Retriever(index, encoder, settings)
         _RETRIEVERS.clear()  # one index at a time is all a process serves
         _RETRIEVERS[key] = retriever

@@ -1,0 +1,127 @@
+"""A build shows its pace: `qa build --dry-run` counts the texts a build would embed
+(added and changed articles only) and estimates the time, writing nothing; the
+progress bar gives texts and articles per second. Fake encoder, no model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from qa.index.build import build_index, estimate_build
+from qa.settings import Settings
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    shutil.copytree(REPO / "corpus", folder)
+    return folder
+
+
+@pytest.fixture
+def settings(tmp_path, corpus):
+    return Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
+
+
+def folder_state(folder):
+    return sorted((p.relative_to(folder).as_posix(), p.stat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+def test_first_dry_run_counts_every_text_and_writes_nothing(settings, fake_encoder):
+    estimate = estimate_build(settings, encoder=fake_encoder)
+    assert not settings.index_dir.exists()
+    summary = build_index(settings, encoder=fake_encoder)
+    assert estimate.full and estimate.added == summary.articles
+    assert estimate.texts == summary.embedded
+    assert estimate.passages == summary.chunks
+    # No build has recorded a pace yet: measured on a sample of the texts.
+    assert estimate.pace_from.startswith("measured now") and estimate.texts_per_s > 0
+    assert estimate.seconds == pytest.approx(estimate.texts / estimate.texts_per_s)
+
+
+def test_dry_run_counts_only_added_and_changed_articles(settings, corpus, fake_encoder):
+    build_index(settings, encoder=fake_encoder)
+    before = folder_state(settings.index_dir)
+    first, second = sorted(corpus.glob("*.txt"))[:2]
+    (corpus / "copy.txt").write_text(first.read_text(encoding="utf-8") + "\n\n新增的一段话。", encoding="utf-8")
+    second.write_text(second.read_text(encoding="utf-8") + "\n\n又改了一句。", encoding="utf-8")
+
+    estimate = estimate_build(settings, encoder=fake_encoder)
+    assert folder_state(settings.index_dir) == before  # nothing written
+    assert (estimate.added, estimate.changed, estimate.full) == (1, 1, False)
+    # The last build's pace, recorded in its manifest, is the one used.
+    pace = json.loads((settings.index_dir / "manifest.json").read_text(encoding="utf-8"))["embedding_pace"]
+    assert estimate.texts_per_s == pace["texts_per_s"] and "last build" in estimate.pace_from
+
+    summary = build_index(settings, encoder=fake_encoder)
+    assert estimate.texts == summary.embedded
+    assert 0 < estimate.texts < pace["texts"]  # two articles, not all of them
+
+
+def test_dry_run_of_an_up_to_date_index_says_so(settings, fake_encoder):
+    build_index(settings, encoder=fake_encoder)
+    estimate = estimate_build(settings, encoder=fake_encoder)
+    assert estimate.texts == 0 and "up to date" in str(estimate)
+
+
+def test_progress_bar_shows_texts_and_articles_per_second(settings, fake_encoder, capsys):
+    build_index(settings, encoder=fake_encoder, progress=True)
+    bar = capsys.readouterr().err
+    assert "text/s" in bar and "articles/s" in bar
+
+
+def test_qa_build_dry_run_prints_one_line(settings, corpus, fake_encoder, tmp_path):
+    build_index(settings, encoder=fake_encoder)
+    (corpus / "new.txt").write_text("标题\n\n2024年3月1日，这是一篇新文章。它有两句话。", encoding="utf-8")
+    before = folder_state(settings.index_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    # This checkout's qa, whichever one the interpreter has installed.
+    env.update(QA_CORPUS_DIR=str(corpus), QA_INDEX_DIR=str(settings.index_dir), PYTHONPATH=str(REPO))
+    command = [sys.executable, "-m", "qa.cli", "--model", "fake", "build", "--dry-run"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, encoding="utf-8")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout
+    assert "1 added" in lines[0] and "would embed" in lines[0] and "texts/s" in lines[0]
+    assert "nothing written" in lines[0]
+    assert folder_state(settings.index_dir) == before
+
+
+def test_a_text_embedded_as_passage_and_sentence_goes_to_the_model_once(settings, fake_encoder):
+    class Counting:
+        name, dimension = fake_encoder.name, fake_encoder.dimension
+
+        def __init__(self):
+            self.sent = []
+
+        def encode_passages(self, texts):
+            self.sent += texts
+            return fake_encoder.encode_passages(texts)
+
+        encode_queries = encode_passages
+
+        def token_count(self, text):
+            return fake_encoder.token_count(text)
+
+    counting = Counting()
+    summary = build_index(settings, encoder=counting)
+    assert len(counting.sent) == len(set(counting.sent)) < summary.embedded  # one-sentence passages
+    from qa.index.embedding import context_prefix
+    from qa.index.read import load_index
+
+    index = load_index(settings)
+    bounds = index.sentences.bounds
+    single = [row for row in range(len(index.chunks)) if bounds[row + 1] - bounds[row] == 1]
+    row = next(r for r in single if index.sentence_text(int(bounds[r])) == index.chunks[r].text)
+    # Its passage and its sentence still get a vector each, the same one.
+    passage = index.vectors.vectors([row])[0]
+    assert np.allclose(passage, index.sentence_vectors.vectors([int(bounds[row])])[0])
+    embedded_as = context_prefix(index.chunks[row], settings.embed_context) + index.chunks[row].text
+    assert np.allclose(passage, fake_encoder.encode_passages([embedded_as])[0], atol=1e-6)
