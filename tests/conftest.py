@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,22 @@ class FakeEncoder:
 @pytest.fixture(scope="session")
 def fake_encoder() -> FakeEncoder:
     return FakeEncoder()
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A copy of the bundled corpus that a test may change."""
+    folder = tmp_path / "corpus"
+    shutil.copytree(REPO / "corpus", folder)
+    return folder
+
+
+@pytest.fixture
+def settings(tmp_path, corpus):
+    """Settings over that copy, with the fake encoder's name: no model is loaded."""
+    from qa.settings import Settings
+
+    return Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -15,19 +14,6 @@ import pytest
 from conftest import REPO
 
 from qa.index.build import build_index, estimate_build
-from qa.settings import Settings
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    folder = tmp_path / "corpus"
-    shutil.copytree(REPO / "corpus", folder)
-    return folder
-
-
-@pytest.fixture
-def settings(tmp_path, corpus):
-    return Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
 
 
 def folder_state(folder):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest
-from conftest import REPO
 
 from qa.errors import IndexCorruptError, IndexNotFoundError, StaleIndexError
 from qa.index.build import build_index
@@ -15,18 +13,6 @@ from qa.index.freshness import FRESHNESS_INTERVAL_S, index_status
 from qa.index.read import load_index
 from qa.search.retriever import Retriever
 from qa.settings import Settings
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    folder = tmp_path / "corpus"
-    shutil.copytree(REPO / "corpus", folder)
-    return folder
-
-
-@pytest.fixture
-def settings(tmp_path, corpus):
-    return Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ live index exact, `qa status`; embedded milvus-lite and a milvus-lite server pro
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
-from conftest import REPO, milvus_missing
+from conftest import milvus_missing
 
 from qa.index.build import build_index
 from qa.index.freshness import index_status
@@ -32,13 +31,6 @@ FILTERS = [
     Filter(date_from="2024-01-01"),
     Filter(sources=frozenset({"knowledge-city-new-productive-forces-2024.txt"})),
 ]
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    folder = tmp_path / "corpus"
-    shutil.copytree(REPO / "corpus", folder)
-    return folder
 
 
 @pytest.fixture(params=["embedded", "server"])

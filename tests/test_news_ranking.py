@@ -37,13 +37,17 @@ def _write(corpus, reports):
         )
 
 
+def _built(folder, reports: dict, encoder) -> tuple[Settings, Retriever]:
+    """These reports as a corpus, indexed with the fake encoder, and a retriever over them."""
+    _write(folder / "corpus", reports)
+    settings = Settings.load(corpus_dir=folder / "corpus", index_dir=folder / "index", embed_model="fake")
+    build_index(settings, encoder=encoder)
+    return settings, Retriever.from_settings(settings, encoder=encoder)
+
+
 @pytest.fixture
 def news(tmp_path, fake_encoder):
-    corpus = tmp_path / "corpus"
-    _write(corpus, REPORTS)
-    settings = Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
-    build_index(settings, encoder=fake_encoder)
-    return Retriever.from_settings(settings, encoder=fake_encoder)
+    return _built(tmp_path, REPORTS, fake_encoder)[1]
 
 
 def test_a_report_reposted_by_another_outlet_is_one_result_naming_the_other(news):
@@ -91,11 +95,7 @@ FIRES = {
 
 @pytest.fixture
 def fires(tmp_path, fake_encoder):
-    corpus = tmp_path / "corpus"
-    _write(corpus, FIRES)
-    settings = Settings.load(corpus_dir=corpus, index_dir=tmp_path / "index", embed_model="fake")
-    build_index(settings, encoder=fake_encoder)
-    return settings, Retriever.from_settings(settings, encoder=fake_encoder)
+    return _built(tmp_path, FIRES, fake_encoder)
 
 
 @pytest.mark.parametrize(
