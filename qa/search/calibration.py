@@ -28,6 +28,7 @@ import json
 import random
 import re
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def _key(retriever) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-_CACHE: dict[tuple[int, str], Calibration | None] = {}
+_CACHE: dict[tuple[int, str], tuple[weakref.ref, Calibration | None]] = {}  # (index id, tuning)
 _LOCK = threading.Lock()
 
 
@@ -179,13 +180,18 @@ def calibration_path(retriever) -> Path:
 def calibration_for(retriever) -> Calibration | None:
     """The calibration of `retriever`'s index: from memory, the cache folder, or made
     now (and saved). None when the corpus is too small to have a null of its own."""
-    path = calibration_path(retriever)
-    memo = (id(retriever.index), path.name)
-    if memo in _CACHE:
-        return _CACHE[memo]
+    # Asked on every question, so the memo is found by the loaded index itself (the file's
+    # key sorts and hashes every article's digest: milliseconds at 10,000 articles); the
+    # weak reference tells a new index from a freed one that had the same id.
+    memo = (id(retriever.index), json.dumps(retriever.tuning.to_dict(), sort_keys=True, default=str))
+    held = _CACHE.get(memo)
+    if held is not None and held[0]() is retriever.index:
+        return held[1]
     with _LOCK:
-        if memo in _CACHE:
-            return _CACHE[memo]
+        held = _CACHE.get(memo)
+        if held is not None and held[0]() is retriever.index:
+            return held[1]
+        path = calibration_path(retriever)
         calibration = _saved(path)
         if calibration is None:
             calibration = calibrate(retriever)
@@ -198,7 +204,7 @@ def calibration_for(retriever) -> Calibration | None:
                     pass  # a read-only cache costs a calibration per process, nothing worse
         if len(_CACHE) > 8:
             _CACHE.clear()
-        _CACHE[memo] = calibration
+        _CACHE[memo] = (weakref.ref(retriever.index), calibration)
         return calibration
 
 
