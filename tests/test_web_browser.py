@@ -22,6 +22,7 @@ import pytest
 web = pytest.importorskip("qa.serve.web")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 
+from qa.bench.ocr import chromium  # noqa: E402
 from qa.index.build import build_index  # noqa: E402
 from qa.serve.limits import WebSettings  # noqa: E402
 
@@ -46,13 +47,6 @@ XSS_ARTICLE = (
     "测试县火龙果种植基地面积为300亩<img src=x onerror=\"window.__xss='body'\">，年产火龙果500吨。\n"
     "基地负责人说，欢迎访问[基地网站](javascript:window.__xss='link')了解<script>window.__xss='script'</script>更多信息。\n"
 )
-
-
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("QA_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
 
 
 def _free_port() -> int:
@@ -84,11 +78,11 @@ def site(real_index, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium = _chromium()
-    if chromium is None:
+    binary = chromium()
+    if binary is None:
         pytest.skip("Chromium not found (apt-get install chromium, or set QA_CHROMIUM)")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=binary, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 

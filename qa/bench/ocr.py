@@ -252,7 +252,6 @@ def summarise(cases: list[Case]) -> list[dict]:
         group = [c for c in cases if (c.columns, c.dpi, c.script) == (columns, dpi, script)]
         pages = sum(c.pages for c in group)
         seconds = sum(c.seconds for c in group)
-        chars = sum(len(c.article) for c in group)  # noqa: F841 - kept for symmetry
         rows.append(
             {
                 "columns": columns,

@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             report["cold"] = cold_starts(settings, questions[0], args.cold_pairs)
             save()
         if args.archive_articles:
-            bundled_articles = sum(1 for p in BUNDLED.rglob("*") if p.is_file() and p.suffix.lower() in (".txt", ".md"))
+            bundled_articles = scale.bundled_articles()
             log(f"archive: the product at {args.archive_articles:,} generated articles against the bundled corpus")
             report["archive"] = scale.measure(
                 (bundled_articles, max(args.archive_articles, bundled_articles + 1)),

@@ -66,6 +66,7 @@ from qa.bench.process import (
 )
 from qa.eval.checkout import ROOT
 from qa.eval.timing import percentile
+from qa.ingest.corpus import article_files
 
 DEFAULT_WORK = ROOT / ".cache" / "scale"
 DEFAULT_SIZES = (4, 400, 4000, 10000)
@@ -130,6 +131,11 @@ class StandIn:
 
     def token_count(self, text: str) -> int:
         return len(text) + 2  # about one token per Chinese character, plus [CLS] and [SEP]
+
+
+def bundled_articles() -> int:
+    """How many articles the bundled corpus holds, counted as a build counts them."""
+    return len(article_files(BUNDLED))
 
 
 # ---------------------------------------------------------------- child processes
@@ -264,7 +270,7 @@ def measure(
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     sources = default_sources()
-    bundled_count = sum(1 for p in BUNDLED.rglob("*") if p.is_file() and p.suffix.lower() in (".txt", ".md"))
+    bundled_count = bundled_articles()
     asked = load_questions(questions, harvest_sentences([BUNDLED]))
     report: dict = {
         "meta": {

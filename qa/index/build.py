@@ -35,7 +35,7 @@ from qa.index.read import forget_cached, read_index, settings_changes
 from qa.index.write import build_lock, check_index_folder, write_atomically
 from qa.ingest.chunking import chunk_article
 from qa.ingest.corpus import article_files, load_article, source_name
-from qa.ingest.ocr import IMAGE_SUFFIXES
+from qa.ingest.ocr import IMAGE_SUFFIXES, NEEDS_OCR
 from qa.ingest.readers import TEXT_SUFFIXES
 from qa.schema import Article, Chunk, Skipped
 from qa.settings import Settings
@@ -437,7 +437,7 @@ def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None, on_
     failed_scans = {
         (item["source"], item["sha256"]): item["reason"]
         for item in (previous.manifest.get("skipped", []) if previous is not None else [])
-        if Path(item["source"]).suffix.lower() in (*IMAGE_SUFFIXES, ".pdf") and "needs OCR" not in item["reason"]
+        if Path(item["source"]).suffix.lower() in (*IMAGE_SUFFIXES, ".pdf") and NEEDS_OCR not in item["reason"]
     }
     found: list[tuple[str, Path, str, Article, bool]] = []
     for path in files:

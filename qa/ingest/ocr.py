@@ -169,10 +169,15 @@ def read_pdf_pages(data: bytes, path: Path, numbers: list[int], on_page: PageHoo
         document.close()
 
 
+# The skip reason of a scan read without the engine. A build finds such scans by it in the
+# last manifest's skipped files (a reason is all a manifest keeps) to read them again.
+NEEDS_OCR = "is a scan and needs OCR"
+
+
 def _require_engine(path: Path) -> None:
     missing = ocr_missing()
     if missing:
-        raise CorpusError(f"{path}: is a scan and needs OCR, but {missing}; install it, or remove the file")
+        raise CorpusError(f"{path}: {NEEDS_OCR}, but {missing}; install it, or remove the file")
 
 
 def _open_image(data: bytes, path: Path):
