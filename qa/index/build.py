@@ -68,6 +68,9 @@ class BuildSummary:
     full: bool = True  # every article was (re)built
     skipped: tuple[Skipped, ...] = ()
     written: bool = True  # False: nothing changed, the index was left as it was
+    # How the vector stores were written: "built" whole, "appended" (new vectors added
+    # to the previous HNSW graphs) or "compacted" (graphs built again, dead rows dropped).
+    vectors: str = ""
     # Seconds per stage (read_clean, chunk, tokenise, embed, index, write; reuse for an
     # incremental build): where a build's time goes, for qa/bench/run.py.
     stages: dict[str, float] = field(default_factory=dict)
@@ -104,6 +107,9 @@ class Units:
     tokens: list[list[str]]  # BM25 tokens, one list per chunk
     chunk_vectors: np.ndarray | None = None
     sentence_vectors: np.ndarray | None = None
+    # A reused article's (passage rows, sentence rows) in the previous index, which a
+    # store that keeps its rows (`StoreBackend.keeps_rows`) reads its vectors by.
+    stored_rows: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class Stopwatch:
@@ -221,8 +227,7 @@ def build_index(
                         units[article.source].article = article  # as the plan read it (an upgrade adds a subtitle)
             model_name = model_name or previous.manifest["model"]
         ordered = [units[article.source] for article, _ in plan.articles]
-        with stopwatch.timing("index"):
-            index, after_swap = _assemble(ordered, settings, model_name, plan, previous, pace)
+        index, after_swap, vectors = _assemble(ordered, settings, model_name, plan, previous, pace, stopwatch)
         with stopwatch.timing("write"):
             write_atomically(index_dir, index)
         if after_swap is not None:
@@ -237,6 +242,7 @@ def build_index(
         embedded=embedded,
         full=previous is None,
         stages=stopwatch.seconds,
+        vectors=vectors,
     )
 
 
@@ -431,7 +437,7 @@ def _plan(files: list[Path], corpus_dir: Path, previous: SearchIndex | None, on_
     known = previous.articles if previous is not None else {}
     # Format 5 kept no subtitle: an unchanged text file is read again for it (front
     # matter is the only place one comes from), its passages and vectors still reused.
-    upgrading = previous is not None and previous.manifest["format_version"] != FORMAT_VERSION
+    upgrading = previous is not None and previous.manifest["format_version"] < 6
     # A scan OCR could not read is not read again while its bytes are the same: OCR
     # takes seconds a page. Unless the engine was missing, which installing it mends.
     failed_scans = {
@@ -515,7 +521,7 @@ def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
     # A store that keeps its rows across builds (Milvus: an incremental build writes
     # only added and changed articles) is not asked for their vectors.
     kept = backend(kind_of(previous.manifest)).keeps_rows
-    if not kept:
+    if not kept:  # pragma: no cover - every backend keeps its rows now; kept for one that does not
         chunk_vectors = previous.vectors.vectors(np.arange(len(previous.chunks)))
         sentence_vectors = previous.sentence_vectors.vectors(np.arange(len(previous.sentences)))
     table = previous.sentences
@@ -533,6 +539,7 @@ def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
             tokens=[previous.tokens[row] for row in chunk_rows],
             chunk_vectors=None if kept else chunk_vectors[chunk_rows],
             sentence_vectors=None if kept else sentence_vectors[sentence_rows],
+            stored_rows=(np.asarray(chunk_rows, dtype=np.int64), sentence_rows.astype(np.int64)),
         )
     return units
 
@@ -583,9 +590,11 @@ def _assemble(
     plan: Plan,
     previous: SearchIndex | None,
     pace: dict | None = None,
+    stopwatch: Stopwatch | None = None,
 ):
-    """The new index, and what the store asks to run once the folder is in place
-    (Milvus deletes the rows this build retired), or None."""
+    """The new index, what the store asks to run once the folder is in place (Milvus
+    deletes the rows this build retired) or None, and how the vectors were written."""
+    stopwatch = stopwatch or Stopwatch()
     chunks: list[Chunk] = []
     rows, starts, ends, forms, tokens = [], [], [], [], []
     for unit in units:
@@ -604,13 +613,14 @@ def _assemble(
     fresh = [unit for unit in units if unit.chunk_vectors is not None]
     dimension = int(fresh[0].chunk_vectors.shape[1]) if fresh else int(previous.manifest["dimension"])
     same_store = previous is not None and kind_of(previous.manifest) == settings.store
-    written = backend(settings.store).write(
-        units,
-        settings,
-        dimension,
-        previous=OpenStores(previous.vectors, previous.sentence_vectors) if same_store else None,
-        live_block=lambda: live_store_block(Path(settings.index_dir)),
-    )
+    with stopwatch.timing("vectors"):
+        written = backend(settings.store).write(
+            units,
+            settings,
+            dimension,
+            previous=OpenStores(previous.vectors, previous.sentence_vectors) if same_store else None,
+            live_block=lambda: live_store_block(Path(settings.index_dir)),
+        )
     store, sentence_store = written.passages, written.sentences
     articles = [unit.article for unit in units]
     manifest = {
@@ -624,6 +634,12 @@ def _assemble(
         "tuning": DEFAULT_TUNING.to_dict(),
         # Exact below qa.stores.faiss_store.EXACT_BELOW rows, HNSW above, unless QA_VECTOR_INDEX says.
         "vector_index": {"passages": store.kind, "sentences": sentence_store.kind},
+        # Rows of removed and changed articles left in the HNSW graphs by appending
+        # builds, never returned; a build compacts past qa.stores.base.DEAD_ROWS_MAX.
+        "dead_rows": {
+            "passages": int(getattr(store, "dead_rows", 0)),
+            "sentences": int(getattr(sentence_store, "dead_rows", 0)),
+        },
         "chunks": len(chunks),
         "sentences": len(sentences),
         "articles": [
@@ -639,7 +655,8 @@ def _assemble(
     if written.manifest_block is not None:
         # Where the vectors live: URI (no credentials), collections, generation.
         manifest["store"] = written.manifest_block
-    lexical = passage_lexical_index(chunks, tokens, articles)
+    with stopwatch.timing("lexical"):
+        lexical = passage_lexical_index(chunks, tokens, articles)
     by_source = {article.source: article for article in articles}
     index = SearchIndex(
         chunks=chunks,
@@ -651,7 +668,7 @@ def _assemble(
         articles=by_source,
         tokens=tokens,
     )
-    return index, written.after_swap
+    return index, written.after_swap, written.update
 
 
 def passage_lexical_index(chunks: list[Chunk], tokens: list[list[str]], articles: list[Article]) -> LexicalIndex:
@@ -686,6 +703,7 @@ def _summary(
     full=False,
     written=True,
     stages=None,
+    vectors="",
 ):
     return BuildSummary(
         index_dir=str(settings.index_dir),
@@ -703,6 +721,7 @@ def _summary(
         skipped=tuple(item for item, _ in plan.skipped),
         written=written,
         stages={name: round(seconds, 4) for name, seconds in (stages or {}).items()},
+        vectors=vectors,
     )
 
 

@@ -23,10 +23,12 @@ from qa.stores.factory import LocalStores, MilvusStores
 # 4: per-article BM25 tokens (tokens.jsonl) and skipped files in the manifest, for
 # incremental builds. 5: every file's sha256 in the manifest ("files"), checked at load.
 # 6: BM25 with the article's headline (title and subtitle) in front of each passage.
-FORMAT_VERSION = 6
+# 7: HNSW stores that incremental builds appended to hold dead rows, and a row map
+# beside each (vectors.rows.npy); a reader that knew no map would answer from them.
+FORMAT_VERSION = 7
 # Formats whose passages, sentences, vectors and tokens a build still reuses: only what
-# every build makes again from them (BM25) changed since.
-REUSABLE_FORMATS = (5, FORMAT_VERSION)
+# every build makes again from them (BM25) changed since, or what is optional (row maps).
+REUSABLE_FORMATS = (5, 6, FORMAT_VERSION)
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 SENTENCES = "sentences.json"

@@ -22,7 +22,17 @@ from qa.stores.factory import LocalStores, MilvusStores, backend, kind_of
 # Everything an index folder may hold. A build replaces the folder whole, so one that
 # holds anything else (the corpus, notes, a project folder named by mistake) is refused.
 INDEX_ENTRIES = frozenset(
-    {MANIFEST, CHUNKS, SENTENCES, ARTICLES, TOKENS, LEXICAL_DIR, *LocalStores.files, *MilvusStores.files}
+    {
+        MANIFEST,
+        CHUNKS,
+        SENTENCES,
+        ARTICLES,
+        TOKENS,
+        LEXICAL_DIR,
+        *LocalStores.files,
+        *LocalStores.row_maps,
+        *MilvusStores.files,
+    }
 )
 
 

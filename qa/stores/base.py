@@ -80,6 +80,11 @@ HNSW_M = 48
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 256
 KINDS = ("flat", "hnsw")
+# The share of an HNSW graph's vectors that may be dead (rows of removed and changed
+# articles, left in the graph by incremental builds that append) before a build
+# compacts it, building it again from the live rows. See docs/corpus.md for the
+# measurement behind 20%.
+DEAD_ROWS_MAX = 0.2
 
 
 def kind_for(rows: int, choice: str = "auto") -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from qa.errors import SettingsError, StoreUnavailableError
 from qa.schema import Article, Chunk
 from qa.settings import Settings
-from qa.stores.base import LexicalSearch, VectorStore, kind_for
+from qa.stores.base import DEAD_ROWS_MAX, LexicalSearch, VectorStore, kind_for
 
 LOCAL = "local"
 MILVUS = "milvus"
@@ -33,6 +33,8 @@ class ArticleRows(Protocol):
     sentences: list[tuple[int, int, int, str]]  # (passage position, start, end, matching form)
     chunk_vectors: np.ndarray | None  # None: a reused article whose rows the store kept
     sentence_vectors: np.ndarray | None
+    # A reused article's (passage rows, sentence rows) in the previous index, or None.
+    stored_rows: tuple[np.ndarray, np.ndarray] | None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class WrittenStores:
     sentences: VectorStore
     manifest_block: dict | None = None  # the manifest's "store" entry: where the vectors live
     after_swap: Callable[[Callable[[str], None]], None] | None = None  # clean-up once swapped in
+    # "built" (every vector added to new stores), "appended" (new vectors added to the
+    # previous graphs, replaced rows left dead) or "compacted" (built again: too many dead rows).
+    update: str = "built"
 
 
 class StoreBackend(Protocol):
@@ -76,9 +81,13 @@ class LocalStores:
 
     kind = LOCAL
     files = ("vectors.faiss", "sentence_vectors.faiss")
-    # FAISS files are written whole, so a build adds every vector again and reads the
-    # reused articles' vectors back from the previous index first.
-    keeps_rows = False
+    # Beside an HNSW file with dead rows, its map from graph ids to rows
+    # (`qa.stores.faiss_store.rows_file`).
+    row_maps = ("vectors.rows.npy", "sentence_vectors.rows.npy")
+    # A build hands reused articles by their rows in the previous stores: an HNSW
+    # graph keeps them and takes only the new vectors; an exact index (or a graph
+    # compacted) is written again from all vectors, the reused ones read back.
+    keeps_rows = True
 
     def open(self, index_dir: Path, settings: Settings) -> OpenStores:
         from qa.stores.faiss_store import FaissStore
@@ -88,13 +97,45 @@ class LocalStores:
     def write(self, rows, settings, dimension, previous=None, live_block=lambda: None) -> WrittenStores:
         from qa.stores.faiss_store import FaissStore
 
+        plans = []
+        for which in (0, 1):
+            # Per new row, its row in the previous store or -1; the new vectors in order.
+            before, fresh = [], []
+            for unit in rows:
+                vectors = unit.chunk_vectors if which == 0 else unit.sentence_vectors
+                if vectors is None:
+                    before.append(unit.stored_rows[which])
+                else:
+                    before.append(np.full(len(vectors), -1, dtype=np.int64))
+                    fresh.append(vectors)
+            before = np.concatenate(before).astype(np.int64)
+            fresh = np.concatenate(fresh) if fresh else np.zeros((0, dimension), dtype=np.float32)
+            old = None if previous is None else (previous.passages if which == 0 else previous.sentences)
+            plans.append((before, fresh, old, kind_for(len(before), settings.vector_index)))
+
+        def appendable(before, fresh, old, kind) -> bool:
+            if kind != "hnsw" or old is None or getattr(old, "kind", None) != "hnsw":
+                return False  # an exact index is a copy of the vectors: writing it whole is cheap
+            graph = old.graph_rows + len(fresh)
+            return (graph - len(before)) / graph <= DEAD_ROWS_MAX
+
+        append = all(appendable(*plan) for plan in plans)
         stores = []
-        for vectors in ([unit.chunk_vectors for unit in rows], [unit.sentence_vectors for unit in rows]):
-            count = sum(len(block) for block in vectors)
-            store = FaissStore(dimension, kind_for(count, settings.vector_index))
-            store.add(np.concatenate(vectors))
+        for before, fresh, old, kind in plans:
+            if append:
+                stores.append(old.with_rows(before, fresh))
+                continue
+            vectors = np.empty((len(before), dimension), dtype=np.float32)
+            kept = before >= 0
+            if kept.any():
+                vectors[kept] = old.vectors(before[kept])
+            vectors[~kept] = fresh
+            store = FaissStore(dimension, kind)
+            store.add(vectors)
             stores.append(store)
-        return WrittenStores(*stores)
+        graphs = all(kind == "hnsw" and getattr(old, "kind", None) == "hnsw" for _, _, old, kind in plans)
+        update = "appended" if append else "compacted" if graphs else "built"
+        return WrittenStores(*stores, update=update)
 
 
 class MilvusStores:
