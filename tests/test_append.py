@@ -147,3 +147,31 @@ def test_a_damaged_row_map_is_reported(graph, fake_encoder):
     np.save(rows, np.zeros(3, dtype=np.int32))
     with pytest.raises(IndexCorruptError, match="qa build"):
         load_index(graph)
+
+
+def test_bm25_from_counts_scores_as_bm25s_does():
+    """The numpy construction (`LexicalIndex.from_counts`) gives bm25s's own scores,
+    and counts taken and joined (an incremental build) give those of counting anew."""
+    import bm25s
+
+    from qa.stores.bm25 import LexicalIndex
+    from qa.stores.term_counts import TermCounts
+    from qa.text.tokens import query_terms, tokenize
+
+    texts = [path.read_text(encoding="utf-8") for path in sorted(BUNDLED.glob("*.txt"))]
+    documents = [tokenize(text[i : i + 200]) for text in texts for i in range(0, len(text), 200)] + [[]]
+    reference = bm25s.BM25()
+    reference.index(documents, show_progress=False)
+    ours = LexicalIndex.from_tokens(documents)
+    # Drop the first ten documents, put the rest back behind two new ones.
+    kept = TermCounts.from_tokens(documents).take(np.arange(10, len(documents)))
+    joined = TermCounts.concatenate([TermCounts.from_tokens(documents[:2]), kept])
+    again = LexicalIndex.from_tokens(documents[:2] + documents[10:])
+    for question in ("昆山高新区发放了多少份安全宣传资料？", "火灾", "社会主义现代化"):
+        terms = query_terms(question)
+        ids = [reference.vocab_dict[t] for t in dict.fromkeys(terms) if t in reference.vocab_dict]
+        assert np.array_equal(ours.term_scores(terms), reference.get_scores_from_ids(ids))
+        assert np.array_equal(LexicalIndex.from_counts(joined).term_scores(terms), again.term_scores(terms))
+    assert set(ours._bm25.vocab_dict) == set(reference.vocab_dict)
+    # Terms only the dropped documents held leave the vocabulary.
+    assert set(LexicalIndex.from_counts(joined)._bm25.vocab_dict) == set(again._bm25.vocab_dict)
