@@ -42,6 +42,7 @@ from qa.settings import Settings
 from qa.stores.base import kind_for
 from qa.stores.bm25 import LexicalIndex
 from qa.stores.factory import OpenStores, backend, kind_of
+from qa.stores.term_counts import TermCounts
 from qa.text.normalize import match_form
 from qa.text.tokens import tokenize
 from qa.tuning import DEFAULT_TUNING
@@ -104,7 +105,9 @@ class Units:
     article: Article
     chunks: list[Chunk]
     sentences: list[tuple[int, int, int, str]]  # (chunk within the article, start, end, match form)
-    tokens: list[list[str]]  # BM25 tokens, one list per chunk
+    # BM25 tokens, one list per chunk; None for a reused article, whose BM25 term counts
+    # are the previous index's rows `stored_rows[0]`.
+    tokens: list[list[str]] | None
     chunk_vectors: np.ndarray | None = None
     sentence_vectors: np.ndarray | None = None
     # A reused article's (passage rows, sentence rows) in the previous index, which a
@@ -536,7 +539,8 @@ def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
                 (int(table.chunk[s]) - first, int(table.start[s]), int(table.end[s]), table.form[s])
                 for s in sentence_rows
             ],
-            tokens=[previous.tokens[row] for row in chunk_rows],
+            # An index before format 7 kept tokens, not counts: they are counted once here.
+            tokens=None if previous.term_counts is not None else [previous.tokens[row] for row in chunk_rows],
             chunk_vectors=None if kept else chunk_vectors[chunk_rows],
             sentence_vectors=None if kept else sentence_vectors[sentence_rows],
             stored_rows=(np.asarray(chunk_rows, dtype=np.int64), sentence_rows.astype(np.int64)),
@@ -596,11 +600,10 @@ def _assemble(
     deletes the rows this build retired) or None, and how the vectors were written."""
     stopwatch = stopwatch or Stopwatch()
     chunks: list[Chunk] = []
-    rows, starts, ends, forms, tokens = [], [], [], [], []
+    rows, starts, ends, forms = [], [], [], []
     for unit in units:
         first = len(chunks)
         chunks += unit.chunks
-        tokens += unit.tokens
         for position, start, end, form in unit.sentences:
             rows.append(first + position)
             starts.append(start)
@@ -656,7 +659,8 @@ def _assemble(
         # Where the vectors live: URI (no credentials), collections, generation.
         manifest["store"] = written.manifest_block
     with stopwatch.timing("lexical"):
-        lexical = passage_lexical_index(chunks, tokens, articles)
+        term_counts = passage_term_counts(units, previous.term_counts if previous is not None else None)
+        lexical = LexicalIndex.from_counts(term_counts)
     by_source = {article.source: article for article in articles}
     index = SearchIndex(
         chunks=chunks,
@@ -666,21 +670,37 @@ def _assemble(
         lexical=lexical,
         manifest=manifest,
         articles=by_source,
-        tokens=tokens,
+        term_counts=term_counts,
     )
     return index, written.after_swap, written.update
 
 
-def passage_lexical_index(chunks: list[Chunk], tokens: list[list[str]], articles: list[Article]) -> LexicalIndex:
-    """BM25 over passages, each with its article's headline (title and subtitle) in front.
+def passage_term_counts(units: list[Units], previous: TermCounts | None) -> TermCounts:
+    """The BM25 term counts of every passage, each with its article's headline (title
+    and subtitle) in front: reused articles' rows of `previous`, the others counted.
 
     A news question often names its event by words that only the headline holds (the
-    place, the kind of event), so each passage is found by them too. The stored tokens
-    stay the passage's own: a headline edit needs no re-tokenising, and an index of
-    format 5 is upgraded without embedding anything again.
+    place, the kind of event), so each passage is found by them too. An article's
+    headline changes only with its file, and a changed file is counted again.
     """
-    headline = {article.source: tokenize(article.headline) for article in articles}
-    return LexicalIndex.from_tokens([headline[chunk.source] + own for chunk, own in zip(chunks, tokens)])
+    before, fresh = [], []
+    for unit in units:
+        if unit.tokens is None:
+            before.append(unit.stored_rows[0])
+            continue
+        headline = tokenize(unit.article.headline)
+        fresh += [headline + own for own in unit.tokens]
+        before.append(np.full(len(unit.tokens), -1, dtype=np.int64))
+    before = np.concatenate(before) if before else np.zeros(0, dtype=np.int64)
+    counted = TermCounts.from_tokens(fresh)
+    if previous is None:
+        assert not (before >= 0).any(), "reused rows without the previous counts"
+        return counted
+    # The previous documents, then the new ones; each row of the index picks one.
+    pool = TermCounts.concatenate([previous, counted])
+    rows = before.copy()
+    rows[before < 0] = len(previous) + np.arange(len(fresh))
+    return pool.take(rows).without_unused_terms()
 
 
 def live_store_block(index_dir: Path) -> dict | None:

@@ -19,12 +19,14 @@ from qa.schema import Article, Chunk, Filter
 from qa.stores.base import LexicalSearch, VectorStore
 from qa.stores.bm25 import LexicalIndex
 from qa.stores.factory import LocalStores, MilvusStores
+from qa.stores.term_counts import TermCounts
 
 # 4: per-article BM25 tokens (tokens.jsonl) and skipped files in the manifest, for
 # incremental builds. 5: every file's sha256 in the manifest ("files"), checked at load.
 # 6: BM25 with the article's headline (title and subtitle) in front of each passage.
 # 7: HNSW stores that incremental builds appended to hold dead rows, and a row map
 # beside each (vectors.rows.npy); a reader that knew no map would answer from them.
+# BM25 documents' term counts (term_counts.npz) in place of their tokens (tokens.jsonl).
 FORMAT_VERSION = 7
 # Formats whose passages, sentences, vectors and tokens a build still reuses: only what
 # every build makes again from them (BM25) changed since, or what is optional (row maps).
@@ -39,7 +41,9 @@ MILVUS_FILES = MilvusStores.files
 ARTICLES = "articles.jsonl"
 LEXICAL_DIR = "lexical"
 UNREADABLE = "unreadable"  # the digest recorded for a file that could not be read
-TOKENS = "tokens.jsonl"  # BM25 tokens per passage: read by builds only, never by questions
+TOKENS = "tokens.jsonl"  # BM25 tokens per passage, up to format 6: read by builds only
+# Each passage's BM25 term counts (with its headline's), from format 7: read by builds only.
+TERM_COUNTS = "term_counts.npz"
 
 
 class StoredChunks(Sequence[Chunk]):
@@ -153,9 +157,10 @@ class SearchIndex:
     manifest: dict
     articles: dict[str, Article]  # by source: what a result's context is cut from
     directory: Path | None = None  # None for an index not yet written
-    # Each passage's BM25 tokens; loaded for a build (to reuse unchanged articles'), not
-    # for questions.
+    # Each passage's BM25 tokens (formats 5 and 6) or term counts (format 7); loaded for
+    # a build (to reuse unchanged articles'), not for questions. A build writes counts.
     tokens: list[list[str]] | None = None
+    term_counts: TermCounts | None = None
     # BM25's best passages from the store itself (Milvus); None: ranked here with bm25s.
     lexical_search: LexicalSearch | None = None
     # The last freshness check: (corpus folder, when, folder stamp, changes). Kept on the

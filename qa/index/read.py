@@ -20,6 +20,7 @@ from qa.index.layout import (
     MANIFEST,
     REUSABLE_FORMATS,
     SENTENCES,
+    TERM_COUNTS,
     TOKENS,
     SearchIndex,
     SentenceTable,
@@ -30,6 +31,7 @@ from qa.schema import Article
 from qa.settings import Settings
 from qa.stores.bm25 import LexicalIndex
 from qa.stores.factory import STORE_KINDS, backend, kind_of
+from qa.stores.term_counts import TermCounts
 
 # Loaded indexes, keyed by folder, with the manifest's (inode, mtime) when read: a
 # rebuild writes a new manifest, so the next question reads the new index.
@@ -105,8 +107,9 @@ def load_index(settings: Settings | None = None) -> SearchIndex:
 def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings | None = None) -> SearchIndex:
     """Read and check every file of the index in `index_dir` (no caching, no waiting);
     `settings` give the Milvus URI and token of an index whose vectors live there.
-    `with_tokens` (for a build): the stored BM25 tokens in `tokens`, and no BM25 index
-    (`lexical` is None), since the build makes a new one from the tokens.
+    `with_tokens` (for a build): the stored BM25 term counts in `term_counts` (tokens
+    in `tokens` before format 7), and no BM25 index (`lexical` is None), since the build
+    makes a new one from them.
 
     Raises:
         IndexCorruptError: a file is missing, damaged or disagrees with the others.
@@ -134,8 +137,10 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
         sentences = SentenceTable.from_json(json.loads((index_dir / SENTENCES).read_text(encoding="utf-8")))
         with open(index_dir / ARTICLES, encoding="utf-8") as lines:
             articles = [Article(**json.loads(line)) for line in lines if line.strip()]
-        tokens = None
-        if with_tokens:
+        tokens = term_counts = None
+        if with_tokens and (index_dir / TERM_COUNTS).exists():
+            term_counts = TermCounts.load(index_dir / TERM_COUNTS)
+        elif with_tokens:
             with open(index_dir / TOKENS, encoding="utf-8") as lines:
                 tokens = [json.loads(line) for line in lines if line.strip()]
     except (StaleIndexError, IndexCorruptError):
@@ -153,7 +158,7 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
     # A build (with_tokens) rebuilds BM25 from the stored tokens, so it neither loads nor
     # checksums the previous BM25 files (hundreds of MB at a million passages).
     lexical = None if with_tokens else LexicalIndex.load(index_dir / LEXICAL_DIR)
-    entries = len(tokens) if lexical is None else len(lexical)
+    entries = len(lexical) if lexical is not None else len(tokens) if tokens is not None else len(term_counts)
     if not (len(chunks) == len(vectors) == entries == manifest.get("chunks")):
         raise corrupt(f"{len(chunks)} passages, {len(vectors)} vectors, {entries} lexical entries")
     if not (len(sentences) == len(sentence_vectors) == manifest.get("sentences")):
@@ -175,6 +180,7 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
         articles=by_source,
         directory=index_dir,
         tokens=tokens,
+        term_counts=term_counts,
         lexical_search=stores.lexical_search,
     )
 

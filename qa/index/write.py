@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from qa.errors import IndexWriteError
-from qa.index.layout import ARTICLES, CHUNKS, LEXICAL_DIR, MANIFEST, SENTENCES, TOKENS, SearchIndex
+from qa.index.layout import ARTICLES, CHUNKS, LEXICAL_DIR, MANIFEST, SENTENCES, TERM_COUNTS, TOKENS, SearchIndex
 from qa.stores.factory import LocalStores, MilvusStores, backend, kind_of
 
 # Everything an index folder may hold. A build replaces the folder whole, so one that
@@ -28,6 +28,7 @@ INDEX_ENTRIES = frozenset(
         SENTENCES,
         ARTICLES,
         TOKENS,
+        TERM_COUNTS,
         LEXICAL_DIR,
         *LocalStores.files,
         *LocalStores.row_maps,
@@ -106,9 +107,12 @@ def _write_files(staging: Path, index: SearchIndex) -> None:
     with open(staging / ARTICLES, "w", encoding="utf-8") as out:
         for article in index.articles.values():
             out.write(json.dumps(asdict(article), ensure_ascii=False) + "\n")
-    with open(staging / TOKENS, "w", encoding="utf-8") as out:
-        for tokens in index.tokens or []:
-            out.write(json.dumps(tokens, ensure_ascii=False) + "\n")
+    if index.term_counts is not None:
+        index.term_counts.save(staging / TERM_COUNTS)
+    else:  # an index assembled without counts (none is, since format 7), written as format 6 was
+        with open(staging / TOKENS, "w", encoding="utf-8") as out:
+            for tokens in index.tokens or []:
+                out.write(json.dumps(tokens, ensure_ascii=False) + "\n")
     passage_file, sentence_file = backend(kind_of(index.manifest)).files
     index.vectors.save(staging / passage_file)
     index.sentence_vectors.save(staging / sentence_file)
