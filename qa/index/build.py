@@ -30,7 +30,7 @@ import numpy as np
 from qa.errors import CorpusError, IndexCorruptError, QAError
 from qa.index.embedding import embedding_texts, encode_in_batches, sentence_rows
 from qa.index.freshness import read_with_digest
-from qa.index.layout import FORMAT_VERSION, MANIFEST, SearchIndex, SentenceTable
+from qa.index.layout import FORMAT_VERSION, MANIFEST, SearchIndex, SentenceTable, StoredChunks
 from qa.index.read import forget_cached, read_index, settings_changes
 from qa.index.write import build_lock, check_index_folder, write_atomically
 from qa.ingest.chunking import chunk_article
@@ -518,9 +518,10 @@ def _units(article: Article, settings: Settings, stopwatch: Stopwatch) -> Units:
 def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
     """The units of `sources` as the previous index holds them, vectors included."""
     rows: dict[str, list[int]] = {}
-    for row, chunk in enumerate(previous.chunks):
-        if chunk.source in sources:
-            rows.setdefault(chunk.source, []).append(row)
+    stored = previous.chunks if isinstance(previous.chunks, StoredChunks) else StoredChunks.join([previous.chunks])
+    for row, source in enumerate(stored.sources()):  # no passage parsed
+        if source in sources:
+            rows.setdefault(source, []).append(row)
     # A store that keeps its rows across builds (Milvus: an incremental build writes
     # only added and changed articles) is not asked for their vectors.
     kept = backend(kind_of(previous.manifest)).keeps_rows
@@ -528,17 +529,16 @@ def _stored_units(previous: SearchIndex, sources: set[str]) -> dict[str, Units]:
         chunk_vectors = previous.vectors.vectors(np.arange(len(previous.chunks)))
         sentence_vectors = previous.sentence_vectors.vectors(np.arange(len(previous.sentences)))
     table = previous.sentences
+    # Python ints once for the whole table: reading numpy scalars one by one cost more.
+    positions, starts, ends = table.chunk.tolist(), table.start.tolist(), table.end.tolist()
     units = {}
     for source, chunk_rows in rows.items():
         sentence_rows = np.arange(table.of_chunk(chunk_rows[0]).start, table.of_chunk(chunk_rows[-1]).stop)
         first = chunk_rows[0]
         units[source] = Units(
             article=previous.articles[source],
-            chunks=[previous.chunks[row] for row in chunk_rows],
-            sentences=[
-                (int(table.chunk[s]) - first, int(table.start[s]), int(table.end[s]), table.form[s])
-                for s in sentence_rows
-            ],
+            chunks=stored.take(chunk_rows),
+            sentences=[(positions[s] - first, starts[s], ends[s], table.form[s]) for s in sentence_rows.tolist()],
             # An index before format 7 kept tokens, not counts: they are counted once here.
             tokens=None if previous.term_counts is not None else [previous.tokens[row] for row in chunk_rows],
             chunk_vectors=None if kept else chunk_vectors[chunk_rows],
@@ -599,16 +599,16 @@ def _assemble(
     """The new index, what the store asks to run once the folder is in place (Milvus
     deletes the rows this build retired) or None, and how the vectors were written."""
     stopwatch = stopwatch or Stopwatch()
-    chunks: list[Chunk] = []
     rows, starts, ends, forms = [], [], [], []
+    first = 0
     for unit in units:
-        first = len(chunks)
-        chunks += unit.chunks
         for position, start, end, form in unit.sentences:
             rows.append(first + position)
             starts.append(start)
             ends.append(end)
             forms.append(form)
+        first += len(unit.chunks)
+    chunks = StoredChunks.join([unit.chunks for unit in units])
     if not chunks:
         raise IndexCorruptError("nothing to index: the corpus produced no passages")
     as_array = lambda values: np.asarray(values, dtype=np.int32)  # noqa: E731

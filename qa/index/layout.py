@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +55,35 @@ class StoredChunks(Sequence[Chunk]):
     line at once store equal values.
     """
 
-    def __init__(self, lines: list[str]):
+    def __init__(self, lines: list[str], parsed: list[Chunk | None] | None = None):
         self._lines = lines
-        self._parsed: list[Chunk | None] = [None] * len(lines)
+        self._parsed: list[Chunk | None] = parsed if parsed is not None else [None] * len(lines)
         self._sources: list[str] | None = None
+
+    @classmethod
+    def join(cls, parts: Sequence[Sequence[Chunk]]) -> StoredChunks:
+        """`parts` one after another, as stored lines: a part read from an index keeps its
+        lines as they were (a build that adds one article to 100,000 passages neither
+        parses nor serialises the others), a list of chunks is serialised."""
+        lines: list[str] = []
+        parsed: list[Chunk | None] = []
+        for part in parts:
+            if isinstance(part, StoredChunks):
+                lines += part._lines
+                parsed += part._parsed
+            else:
+                lines += [json.dumps(asdict(chunk), ensure_ascii=False) + "\n" for chunk in part]
+                parsed += part
+        return cls(lines, parsed)
+
+    def take(self, rows: Sequence[int]) -> StoredChunks:
+        """The passages `rows`, unparsed ones left unparsed."""
+        return StoredChunks([self._lines[row] for row in rows], [self._parsed[row] for row in rows])
+
+    @property
+    def lines(self) -> list[str]:
+        """The stored lines, each a JSON object ending in a newline."""
+        return self._lines
 
     def __len__(self) -> int:
         return len(self._lines)

@@ -16,7 +16,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 from qa.errors import IndexWriteError
-from qa.index.layout import ARTICLES, CHUNKS, LEXICAL_DIR, MANIFEST, SENTENCES, TERM_COUNTS, TOKENS, SearchIndex
+from qa.index.layout import (
+    ARTICLES,
+    CHUNKS,
+    LEXICAL_DIR,
+    MANIFEST,
+    SENTENCES,
+    TERM_COUNTS,
+    TOKENS,
+    SearchIndex,
+    StoredChunks,
+)
 from qa.stores.factory import LocalStores, MilvusStores, backend, kind_of
 
 # Everything an index folder may hold. A build replaces the folder whole, so one that
@@ -101,8 +111,11 @@ def write_atomically(index_dir: Path, index: SearchIndex) -> None:
 def _write_files(staging: Path, index: SearchIndex) -> None:
     staging.mkdir()
     with open(staging / CHUNKS, "w", encoding="utf-8") as out:
-        for chunk in index.chunks:
-            out.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+        if isinstance(index.chunks, StoredChunks):
+            out.writelines(index.chunks.lines)  # reused passages as they were read
+        else:
+            for chunk in index.chunks:
+                out.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
     (staging / SENTENCES).write_text(json.dumps(index.sentences.to_json(), ensure_ascii=False), encoding="utf-8")
     with open(staging / ARTICLES, "w", encoding="utf-8") as out:
         for article in index.articles.values():
