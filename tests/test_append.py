@@ -175,3 +175,31 @@ def test_bm25_from_counts_scores_as_bm25s_does():
     assert set(ours._bm25.vocab_dict) == set(reference.vocab_dict)
     # Terms only the dropped documents held leave the vocabulary.
     assert set(LexicalIndex.from_counts(joined)._bm25.vocab_dict) == set(again._bm25.vocab_dict)
+
+
+def test_an_index_of_format_6_is_upgraded_without_embedding_and_scores_as_a_full_build(graph, fake_encoder, tmp_path):
+    from qa.index.write import file_checksum
+    from qa.text.tokens import query_terms, tokenize
+
+    _build(graph, fake_encoder)
+    # What format 6 wrote: each passage's own tokens in tokens.jsonl, no term counts.
+    folder = graph.index_dir
+    chunks = load_index(graph).chunks
+    (folder / "term_counts.npz").unlink()
+    (folder / "tokens.jsonl").write_text(
+        "".join(json.dumps(tokenize(chunk.text), ensure_ascii=False) + "\n" for chunk in chunks), encoding="utf-8"
+    )
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["files"]["term_counts.npz"]
+    manifest["files"]["tokens.jsonl"] = file_checksum(folder / "tokens.jsonl")
+    manifest["format_version"] = 6
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    summary = _build(graph, fake_encoder)
+
+    assert summary.written and summary.embedded == 0 and summary.unchanged == summary.articles
+    assert (folder / "term_counts.npz").exists() and not (folder / "tokens.jsonl").exists()
+    whole = replace(graph, index_dir=tmp_path / "whole")
+    _build(whole, fake_encoder, full=True)
+    terms = query_terms("水库加固工程投入了多少资金？")
+    assert np.array_equal(load_index(graph).lexical.term_scores(terms), load_index(whole).lexical.term_scores(terms))

@@ -124,3 +124,21 @@ def test_archive_measures_the_whole_product_against_the_bundled_corpus(run):
         assert row["cold_phases_s"]["load_index_and_model_s"] > 0 and row["cold_phases_s"]["first_retrieve_s"] > 0
     ratios = report["archive"]["ratios"]
     assert report["goals"]["archive_p50_over_bundled"]["value"] == round(ratios["p50_largest_over_bundled"]["value"], 3)
+
+
+def test_update_bench_adds_one_article_to_a_kept_graph(tmp_path):
+    """qa/bench/update.py --scale at 400 passages, as a graph: the article is appended,
+    and the line the bench prints names the size, the goal and the stages."""
+    from qa.bench.scale import StandIn
+    from qa.bench.update import format_scale, one_article_added
+
+    lines = []
+    row = one_article_added(tmp_path, 400, StandIn(), log=lines.append, vector_index="hnsw")
+    assert row["vectors"] == "appended" and row["embedded"] > 0
+    assert 300 <= row["passages"] <= 500 and row["articles"] == round(400 / 12.4) + 1
+    assert {"reuse", "vectors", "lexical", "write"} <= set(row["stages"])
+    line = format_scale(row)
+    assert line.startswith(f"one article added to a {row['passages']:,}-passage index: ") and "goal <= 10 s" in line
+    # The kept index is reused by the next run, not built again.
+    again = one_article_added(tmp_path, 400, StandIn(), log=lines.append, vector_index="hnsw")
+    assert sum("building" in line for line in lines) == 1 and again["passages"] == row["passages"]

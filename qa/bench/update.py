@@ -147,7 +147,7 @@ class NamedStandIn:
         return self._standin.token_count(text)
 
 
-def scale_index(work: Path, passages: int, encoder, log=print) -> tuple[Path, Path]:
+def scale_index(work: Path, passages: int, encoder, log=print, vector_index: str = "auto") -> tuple[Path, Path]:
     """(corpus, index) of about `passages` passages under `work`, generated and built
     with stand-in vectors once, then reused while the index format and size hold."""
     from qa.bench.generate import generate_corpus
@@ -172,19 +172,20 @@ def scale_index(work: Path, passages: int, encoder, log=print) -> tuple[Path, Pa
         full = manifest.get("format_version") not in REUSABLE_FORMATS
         log(f"{'building' if full else 'upgrading'} the {articles}-article index with stand-in vectors (once)")
         started = time.perf_counter()
-        settings = Settings.load(corpus_dir=corpus / "articles", index_dir=index)
+        settings = Settings.load(corpus_dir=corpus / "articles", index_dir=index, vector_index=vector_index)
         summary = build_index(settings, encoder=NamedStandIn(encoder.name, encoder.dimension), full=full)
         log(f"  {summary.chunks} passages in {time.perf_counter() - started:.0f} s")
     return corpus / "articles", index
 
 
-def one_article_added(work: Path, passages: int, encoder, log=print) -> dict:
+def one_article_added(work: Path, passages: int, encoder, log=print, vector_index: str = "auto") -> dict:
     """Seconds and stages of one incremental build adding one article to a copy of
-    the kept `passages`-passage index, embedding it with `encoder` (the real model)."""
+    the kept `passages`-passage index, embedding it with `encoder` (the real model).
+    `vector_index` as Settings.vector_index ("hnsw": a graph at any size, for tests)."""
     from qa.index.build import build_index
     from qa.settings import Settings
 
-    corpus, pristine = scale_index(work, passages, encoder, log)
+    corpus, pristine = scale_index(work, passages, encoder, log, vector_index)
     index = work / "index-run"
     shutil.rmtree(index, ignore_errors=True)
     shutil.copytree(pristine, index)
@@ -192,7 +193,7 @@ def one_article_added(work: Path, passages: int, encoder, log=print) -> dict:
     first = sorted(corpus.iterdir())[0]
     added.write_text(first.read_text(encoding="utf-8") + "\n這是新增的一篇文章的補充段落。\n", encoding="utf-8")
     try:
-        settings = Settings.load(corpus_dir=corpus, index_dir=index)
+        settings = Settings.load(corpus_dir=corpus, index_dir=index, vector_index=vector_index)
         started = time.perf_counter()
         summary = build_index(settings, encoder=encoder)
         seconds = time.perf_counter() - started
@@ -205,6 +206,7 @@ def one_article_added(work: Path, passages: int, encoder, log=print) -> dict:
         "seconds": round(seconds, 2),
         "embedded": summary.embedded,
         "stages": summary.stages,
+        "vectors": getattr(summary, "vectors", "built"),  # how the stores were written
         "goal_s": SCALE_GOAL_S,
     }
 
@@ -213,7 +215,8 @@ def format_scale(row: dict) -> str:
     stages = ", ".join(f"{name} {seconds:.2f}" for name, seconds in sorted(row["stages"].items(), key=lambda x: -x[1]))
     return (
         f"one article added to a {row['passages']:,}-passage index: {row['seconds']:.1f} s "
-        f"(goal <= {row['goal_s']:.0f} s); {row['embedded']} texts embedded; stages (s): {stages}"
+        f"(goal <= {row['goal_s']:.0f} s); {row['embedded']} texts embedded, vectors {row['vectors']}; "
+        f"stages (s): {stages}"
     )
 
 
