@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -616,14 +617,28 @@ def _assemble(
     fresh = [unit for unit in units if unit.chunk_vectors is not None]
     dimension = int(fresh[0].chunk_vectors.shape[1]) if fresh else int(previous.manifest["dimension"])
     same_store = previous is not None and kind_of(previous.manifest) == settings.store
-    with stopwatch.timing("vectors"):
-        written = backend(settings.store).write(
-            units,
-            settings,
-            dimension,
-            previous=OpenStores(previous.vectors, previous.sentence_vectors) if same_store else None,
-            live_block=lambda: live_store_block(Path(settings.index_dir)),
-        )
+
+    def write_vectors():
+        with stopwatch.timing("vectors"):
+            return backend(settings.store).write(
+                units,
+                settings,
+                dimension,
+                previous=OpenStores(previous.vectors, previous.sentence_vectors) if same_store else None,
+                live_block=lambda: live_store_block(Path(settings.index_dir)),
+            )
+
+    # The FAISS files are read, grown and written while BM25 is made: faiss and numpy
+    # hold no GIL in their loops, so on 2 cores the two overlap (their stages then add
+    # up to more than the build took). Milvus writes stay in this thread.
+    if settings.store == "local":
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            vectors_done = pool.submit(write_vectors)
+            term_counts, lexical = _lexical(units, previous, stopwatch)
+            written = vectors_done.result()
+    else:
+        written = write_vectors()
+        term_counts, lexical = _lexical(units, previous, stopwatch)
     store, sentence_store = written.passages, written.sentences
     articles = [unit.article for unit in units]
     manifest = {
@@ -658,9 +673,6 @@ def _assemble(
     if written.manifest_block is not None:
         # Where the vectors live: URI (no credentials), collections, generation.
         manifest["store"] = written.manifest_block
-    with stopwatch.timing("lexical"):
-        term_counts = passage_term_counts(units, previous.term_counts if previous is not None else None)
-        lexical = LexicalIndex.from_counts(term_counts)
     by_source = {article.source: article for article in articles}
     index = SearchIndex(
         chunks=chunks,
@@ -673,6 +685,13 @@ def _assemble(
         term_counts=term_counts,
     )
     return index, written.after_swap, written.update
+
+
+def _lexical(units: list[Units], previous: SearchIndex | None, stopwatch: Stopwatch):
+    """(term counts, BM25 index) of the new index."""
+    with stopwatch.timing("lexical"):
+        term_counts = passage_term_counts(units, previous.term_counts if previous is not None else None)
+        return term_counts, LexicalIndex.from_counts(term_counts)
 
 
 def passage_term_counts(units: list[Units], previous: TermCounts | None) -> TermCounts:

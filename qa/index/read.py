@@ -26,7 +26,7 @@ from qa.index.layout import (
     SentenceTable,
     StoredChunks,
 )
-from qa.index.write import build_running, file_checksum, restore_interrupted_swap
+from qa.index.write import build_running, checksums, restore_interrupted_swap
 from qa.schema import Article
 from qa.settings import Settings
 from qa.stores.bm25 import LexicalIndex
@@ -206,8 +206,9 @@ def check_files(index_dir: Path, manifest: dict) -> None:
         raise corrupt(
             f"missing {', '.join(missing)}" if missing else f"files the build did not write: {', '.join(extra)}"
         )
-    for name, checksum in files.items():
-        if file_checksum(index_dir / name) != checksum:
+    names = list(files)
+    for name, found_checksum in zip(names, checksums(index_dir / name for name in names)):
+        if found_checksum != files[name]:
             raise corrupt(f"{name} does not match the checksum written at build time")
 
 
