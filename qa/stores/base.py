@@ -85,6 +85,10 @@ KINDS = ("flat", "hnsw")
 # compacts it, building it again from the live rows. See docs/corpus.md for the
 # measurement behind 20%.
 DEAD_ROWS_MAX = 0.2
+# The sentence store is only read by row (the candidate passages' sentences are scored,
+# never searched: qa/search/retriever.py), so it is flat at every size: a graph over 2.7
+# vectors a passage would cost most of a large build's index time and memory for nothing.
+SENTENCES_KIND = "flat"
 
 
 def kind_for(rows: int, choice: str = "auto") -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from qa.errors import SettingsError, StoreUnavailableError
 from qa.schema import Article, Chunk
 from qa.settings import Settings
-from qa.stores.base import DEAD_ROWS_MAX, LexicalSearch, VectorStore, kind_for
+from qa.stores.base import DEAD_ROWS_MAX, SENTENCES_KIND, LexicalSearch, VectorStore, kind_for
 
 LOCAL = "local"
 MILVUS = "milvus"
@@ -111,20 +111,17 @@ class LocalStores:
             before = np.concatenate(before).astype(np.int64)
             fresh = np.concatenate(fresh) if fresh else np.zeros((0, dimension), dtype=np.float32)
             old = None if previous is None else (previous.passages if which == 0 else previous.sentences)
-            plans.append((before, fresh, old, kind_for(len(before), settings.vector_index)))
+            kind = kind_for(len(before), settings.vector_index) if which == 0 else SENTENCES_KIND
+            plans.append((before, fresh, old, kind))
 
-        def appendable(before, fresh, old, kind) -> bool:
-            if kind != "hnsw" or old is None or getattr(old, "kind", None) != "hnsw":
-                return False  # an exact index is a copy of the vectors: writing it whole is cheap
-            graph = old.graph_rows + len(fresh)
-            return (graph - len(before)) / graph <= DEAD_ROWS_MAX
-
-        append = all(appendable(*plan) for plan in plans)
-        stores = []
+        stores, how = [], []
         for before, fresh, old, kind in plans:
-            if append:
+            graphs = kind == "hnsw" and getattr(old, "kind", None) == "hnsw"
+            if graphs and (old.graph_rows + len(fresh) - len(before)) / (old.graph_rows + len(fresh)) <= DEAD_ROWS_MAX:
                 stores.append(old.with_rows(before, fresh))
+                how.append("appended")
                 continue
+            # An exact index is a copy of the vectors: writing it whole is cheap.
             vectors = np.empty((len(before), dimension), dtype=np.float32)
             kept = before >= 0
             if kept.any():
@@ -133,8 +130,9 @@ class LocalStores:
             store = FaissStore(dimension, kind)
             store.add(vectors)
             stores.append(store)
-        graphs = all(kind == "hnsw" and getattr(old, "kind", None) == "hnsw" for _, _, old, kind in plans)
-        update = "appended" if append else "compacted" if graphs else "built"
+            how.append("compacted" if graphs else "built")
+        # A graph built again: "compacted" when it could have been appended to.
+        update = "compacted" if "compacted" in how else "appended" if "appended" in how else "built"
         return WrittenStores(*stores, update=update)
 
 
