@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         from qa.settings import Settings
 
         encoder = load_encoder(Settings.load())  # loaded once, outside the timing
+        encoder.encode_passages(["预热一下模型。"])  # and its first call's set-up with it
         row = one_article_added(Path(args.work), args.scale, encoder)
         print(format_scale(row), flush=True)
         if args.json:

@@ -116,12 +116,14 @@ class LocalStores:
 
         stores, how = [], []
         for before, fresh, old, kind in plans:
-            graphs = kind == "hnsw" and getattr(old, "kind", None) == "hnsw"
-            if graphs and (old.graph_rows + len(fresh) - len(before)) / (old.graph_rows + len(fresh)) <= DEAD_ROWS_MAX:
+            # The same kind as before: append to it (an exact index too: the sentence
+            # store of 100,000 passages is 500 MB, which gathering the kept rows into a
+            # new one copied three times), unless too many of its rows would be dead.
+            same = old is not None and getattr(old, "kind", None) == kind
+            if same and (old.graph_rows + len(fresh) - len(before)) / (old.graph_rows + len(fresh)) <= DEAD_ROWS_MAX:
                 stores.append(old.with_rows(before, fresh))
                 how.append("appended")
                 continue
-            # An exact index is a copy of the vectors: writing it whole is cheap.
             vectors = np.empty((len(before), dimension), dtype=np.float32)
             kept = before >= 0
             if kept.any():
@@ -130,7 +132,7 @@ class LocalStores:
             store = FaissStore(dimension, kind)
             store.add(vectors)
             stores.append(store)
-            how.append("compacted" if graphs else "built")
+            how.append("compacted" if same else "built")
         # A graph built again: "compacted" when it could have been appended to.
         update = "compacted" if "compacted" in how else "appended" if "appended" in how else "built"
         return WrittenStores(*stores, update=update)
