@@ -74,8 +74,13 @@ class TermCounts:
         vocab: dict[str, int] = {}
         terms, counts, lengths = [], [], []
         for part in parts:
-            # Per distinct term, not per token: a few thousand dict lookups for a new
-            # article, one pass over the vocabulary for the previous counts.
+            if not vocab:  # the first part keeps its term ids: no pass over its 12 million entries
+                vocab = dict(zip(part.vocab, range(len(part.vocab))))
+                terms.append(part.terms)
+                counts.append(part.counts)
+                lengths.append(np.diff(part.indptr))
+                continue
+            # Per distinct term, not per token: a few thousand dict lookups for a new article.
             remap = np.fromiter(
                 (vocab.setdefault(term, len(vocab)) for term in part.vocab), dtype=np.int64, count=len(part.vocab)
             )
