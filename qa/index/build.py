@@ -74,7 +74,8 @@ class BuildSummary:
     # to the previous HNSW graphs) or "compacted" (graphs built again, dead rows dropped).
     vectors: str = ""
     # Seconds per stage (read_clean, chunk, tokenise, embed, index, write; reuse for an
-    # incremental build): where a build's time goes, for qa/bench/run.py.
+    # incremental build; within index, vectors and lexical, at once for local stores):
+    # where a build's time goes, for qa/bench/run.py and qa/bench/update.py.
     stages: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -231,7 +232,8 @@ def build_index(
                         units[article.source].article = article  # as the plan read it (an upgrade adds a subtitle)
             model_name = model_name or previous.manifest["model"]
         ordered = [units[article.source] for article, _ in plan.articles]
-        index, after_swap, vectors = _assemble(ordered, settings, model_name, plan, previous, pace, stopwatch)
+        with stopwatch.timing("index"):  # of which "vectors" and "lexical", which overlap
+            index, after_swap, vectors = _assemble(ordered, settings, model_name, plan, previous, pace, stopwatch)
         with stopwatch.timing("write"):
             write_atomically(index_dir, index)
         if after_swap is not None:
