@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -130,19 +131,16 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
                 f"index in {index_dir} was built by another version of this program (format "
                 f"{manifest.get('format_version')}, this one reads {FORMAT_VERSION}); run `qa build` to rebuild it"
             )
-        check_files(index_dir, manifest)
-        with open(index_dir / CHUNKS, encoding="utf-8") as lines:
-            chunks = StoredChunks([line for line in lines if line.strip()])
-            sources = set(chunks.sources())
-        sentences = SentenceTable.from_json(json.loads((index_dir / SENTENCES).read_text(encoding="utf-8")))
-        with open(index_dir / ARTICLES, encoding="utf-8") as lines:
-            articles = [Article(**json.loads(line)) for line in lines if line.strip()]
-        tokens = term_counts = None
-        if with_tokens and (index_dir / TERM_COUNTS).exists():
-            term_counts = TermCounts.load(index_dir / TERM_COUNTS)
-        elif with_tokens:
-            with open(index_dir / TOKENS, encoding="utf-8") as lines:
-                tokens = [json.loads(line) for line in lines if line.strip()]
+        # The checksums (about 1 GB at 100,000 passages; hashing holds no GIL) are made
+        # while the tables are parsed; nothing is used before both are done.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            checked = pool.submit(check_files, index_dir, manifest)
+            try:
+                chunks, sources, sentences, articles, tokens, term_counts = _read_tables(index_dir, with_tokens)
+            except Exception:
+                checked.result()  # a damaged or missing file is named as such, not by how it failed to parse
+                raise
+            checked.result()
     except (StaleIndexError, IndexCorruptError):
         raise
     except (OSError, ValueError, TypeError, KeyError) as error:
@@ -183,6 +181,23 @@ def read_index(index_dir: Path, *, with_tokens: bool = False, settings: Settings
         term_counts=term_counts,
         lexical_search=stores.lexical_search,
     )
+
+
+def _read_tables(index_dir: Path, with_tokens: bool):
+    """(chunks, their sources, sentences, articles, tokens, term counts) of an index folder."""
+    with open(index_dir / CHUNKS, encoding="utf-8") as lines:
+        chunks = StoredChunks([line for line in lines if line.strip()])
+        sources = set(chunks.sources())
+    sentences = SentenceTable.from_json(json.loads((index_dir / SENTENCES).read_text(encoding="utf-8")))
+    with open(index_dir / ARTICLES, encoding="utf-8") as lines:
+        articles = [Article(**json.loads(line)) for line in lines if line.strip()]
+    tokens = term_counts = None
+    if with_tokens and (index_dir / TERM_COUNTS).exists():
+        term_counts = TermCounts.load(index_dir / TERM_COUNTS)
+    elif with_tokens:
+        with open(index_dir / TOKENS, encoding="utf-8") as lines:
+            tokens = [json.loads(line) for line in lines if line.strip()]
+    return chunks, sources, sentences, articles, tokens, term_counts
 
 
 def check_files(index_dir: Path, manifest: dict) -> None:
