@@ -47,3 +47,10 @@ def test_english_topics_the_texts_never_mention_are_unknown():
     assert unknown_share("What talent plan will Luoyang implement?", index) == 0.0
     assert unknown_share("How do I reset my router password?", index) == 1.0
     assert unknown_share("What is the price of Bitcoin today?", index) == 1.0
+
+
+def test_words_capitalised_after_the_first_are_names():
+    terms = {t.word: t.name for t in english_question_terms("When was Peking University founded in Beijing?")}
+    assert terms == {"peking university": True, "founded": False, "beijing": True}
+    # The first word is capitalised as the start of the sentence, not as a name.
+    assert not any(t.name for t in english_question_terms("Kunshan plans which safety measures?")[:1])

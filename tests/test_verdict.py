@@ -213,3 +213,46 @@ def test_a_follow_up_to_an_absent_place_is_nothing_found_in_the_chat(fixture_ind
     english = service.ask("And Hangzhou?", history=["How many runners took part in the Linchuan marathon?"])
     assert english.resolved == "How many runners took part in Hangzhou marathon?"
     assert english.answer.verdict == "not_found"
+
+
+# -- English over the bundled articles ----------------------------------------------------
+# Written for the four bundled articles (corpus/): what they report, and what they do not.
+
+ENGLISH_ANSWERABLE = [
+    "How many outdoor public service advertisements were placed in Kunshan?",
+    "Which university did the Kunshan high-tech zone work with to build the safety school?",
+    "How many enterprises did the Luoyang science bureau visit?",
+    "How many problems did the Luoyang science and technology bureau collect?",
+    "What is the planning period of the Knowledge City master plan?",
+    "Which emerging industry projects did Knowledge City attract?",
+    "How many memorandums of cooperation did Knowledge City sign with Singapore?",
+    "Who chaired the seminar on new productive forces?",
+    "What is the Kunshan safety school's theme?",
+]
+# Each names a place of the articles, or something near their topics, and asks what
+# they do not say; their words translate to words the articles use (people -> 世人,
+# live -> 生活, population -> 总体, area -> 区域).
+ENGLISH_NOT_HERE = [
+    "How many people live in Kunshan?",
+    "What is the population of Luoyang?",
+    "How many hospitals are there in Kunshan?",
+    "What is the area of Singapore?",
+    "How many students study at Nanjing Tech University?",
+    "Who founded Xpeng Motors?",
+    "What is the best restaurant in Kunshan?",
+    "What is the weather like in Luoyang in winter?",
+    "How much does a subway ticket cost in Guangzhou?",
+]
+
+
+@pytest.mark.model
+def test_english_questions_about_the_articles_are_found(real_index):
+    for question in ENGLISH_ANSWERABLE:
+        assert answer(question, retriever=real_index.retriever).verdict == "found", question
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("question", ENGLISH_NOT_HERE)
+def test_english_questions_the_articles_do_not_answer_are_flagged(real_index, question):
+    result = answer(question, retriever=real_index.retriever)
+    assert result.verdict != "found", [h.text for h in result.passages[:1]]

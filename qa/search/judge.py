@@ -245,7 +245,12 @@ def _logit(p: float) -> float:
 
 def downgraded(index, query: Query, best, text: str) -> str:
     """Why the best result cannot be "found" whatever the model says, or ""."""
-    return _missing_names(index, query, best) or _missing_english_words(index, query, best, text)
+    return (
+        _missing_names(index, query, best)
+        or _missing_english_names(index, query, best)
+        or _missing_english_words(index, query, best, text)
+        or _english_topic_not_in_passage(query, text)
+    )
 
 
 def _missing_names(index, query: Query, best) -> str:
@@ -301,19 +306,79 @@ def _missing_english_words(index, query: Query, best, text: str) -> str:
     ENGLISH_MISSING_SHARE of them and at least two; else ""."""
     if not query.is_english:
         return ""
-    from qa.search.evidence import article_form
-    from qa.text.normalize import match_form
-    from qa.text.translate import english_question_terms
-
-    article = index.articles[best.source]
-    form = article_form(article.title, article.text)
+    form = _article_form(index, best)
     translated, missing = 0, []
-    for word in english_question_terms(query.text):
-        translations = [c for c in word.chinese if len(c) >= 2 or c.isdigit()]
+    for word in query.translations:
+        translations = _usable(word)
         if translations:
             translated += 1
-            if not any(match_form(c) in form for c in translations):
+            if not _has_translation(translations, form):
                 missing.append(word.word)
     if len(missing) >= 2 and len(missing) >= ENGLISH_MISSING_SHARE * translated:
         return f"the best result's article has no translation of {', '.join(missing)}"
     return ""
+
+
+def _missing_english_names(index, query: Query, best) -> str:
+    """For an English question: the names it writes with a capital (Kunshan, Peking
+    University, Xpeng) that its best result's article names neither by a translation
+    nor as written, as a reason, or "".
+
+    The English side of `_missing_names`. A romanised name the dictionary does not know
+    (Nanyu, Baita) is missing unless the article writes it in Latin letters (RCEP), so
+    a question about such a place is at best "unsure": shown, never hidden.
+    """
+    names = [word for word in query.translations if word.name]
+    if not names:
+        return ""
+    from qa.text.normalize import match_form
+
+    form = _article_form(index, best)
+    missing = [
+        word.word
+        for word in names
+        if not _has_translation(_usable(word), form) and not (len(word.word) >= 3 and match_form(word.word) in form)
+    ]
+    return f"the best result's article does not name {', '.join(missing)}" if missing else ""
+
+
+def _english_topic_not_in_passage(query: Query, text: str) -> str:
+    """For an English question: "" unless the best passage holds a translation of none
+    of its words other than names, and then that as a reason.
+
+    "How many people live in Kunshan?" meets a passage about Kunshan that says nothing
+    of its people: the name matches, the loose translations of the rest (生活 for
+    "live") match elsewhere in the article, and the judge, fitted on few English
+    questions, reads a low cross-language score as usual for English. A passage that
+    answers a question holds at least one of the words it asks about.
+    """
+    if not query.is_english:
+        return ""
+    from qa.text.normalize import match_form
+
+    topic = [translations for word in query.translations if not word.name and (translations := _usable(word))]
+    if not topic:
+        return ""
+    form = match_form(text)
+    if any(_has_translation(translations, form) for translations in topic):
+        return ""
+    return "the best passage has no translation of the question's words other than its names"
+
+
+def _usable(word) -> list[str]:
+    """The translations of `word` (a `Translation`) that can be looked for in a text:
+    single characters are too ambiguous (城 "city", 市 "market"), digits are exact."""
+    return [c for c in word.chinese if len(c) >= 2 or c.isdigit()]
+
+
+def _has_translation(translations: list[str], form: str) -> bool:
+    from qa.text.normalize import match_form
+
+    return any(match_form(c) in form for c in translations)
+
+
+def _article_form(index, best) -> str:
+    from qa.search.evidence import article_form
+
+    article = index.articles[best.source]
+    return article_form(article.title, article.text)

