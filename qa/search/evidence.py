@@ -13,8 +13,6 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-import numpy as np
-
 from qa.search.query import Query
 from qa.text.normalize import match_form
 from qa.text.sentences import term_coverage
@@ -41,8 +39,7 @@ def term_rarity(index, terms: tuple[str, ...]) -> dict[str, float]:
     passages = max(1, len(lexical)) if lexical is not None else 1
     rarity = {}
     for term in terms:
-        scores = lexical.term_scores([term]) if lexical is not None else np.zeros(0)
-        used_by = int(np.count_nonzero(scores)) or 1
+        used_by = (lexical.document_frequency(term) if lexical is not None else 0) or 1
         rarity[term] = math.log(1.0 + (passages - used_by + 0.5) / (used_by + 0.5))
     return rarity
 
