@@ -59,6 +59,13 @@ def article_form(title: str, text: str) -> str:
     return match_form(title + "\n" + text)
 
 
+def ranking_evidence(index, query: Query, ranked, texts) -> list[dict[str, float]]:
+    """The raw evidence of each ranked result (best first) whose shown text is the same
+    place in `texts`; the terms' rarity is read once for all of them."""
+    rarity = term_rarity(index, tuple(query.terms))
+    return [evidence(index, query, result, text, rarity) for result, text in zip(ranked, texts)]
+
+
 def evidence(index, query: Query, result, text: str, rarity: dict[str, float] | None = None) -> dict[str, float]:
     """The raw evidence (`RAW`) for `query` and one ranked result whose shown text is `text`."""
     terms = tuple(query.terms)

@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from qa.search.calibration import MIN_QUESTIONS, RELATIVE, Calibration
-from qa.search.evidence import evidence, term_rarity
+from qa.search.evidence import ranking_evidence
 from qa.search.query import Query
 
 Verdict = Literal["found", "unsure", "not_found"]
@@ -216,8 +216,7 @@ def judge(
         return Judgement("not_found", 0.0, {})
     params = params or load_params()
     null = params.null(calibration)
-    rarity = term_rarity(index, tuple(query.terms))
-    raws = [evidence(index, query, r, text, rarity) for r, text in zip(ranked, texts)]
+    raws = ranking_evidence(index, query, ranked, texts)
     spread = margin(raws)
     # Each result's own evidence, with the ranking's margin: which of them answer.
     probabilities = [params.probability(model_features(raw, null, spread)) for raw in raws]
