@@ -168,6 +168,9 @@ NOT_HERE = [
     "Who won the Tour de France in 2019?",
     "How do I reset a wifi router?",
     "How many people live in Nanyu town?",
+    "Who is the mayor of Nanyu?",
+    "What is the population of Linchuan?",
+    "How much did the Baita Bridge cost?",
 ]
 # Known limit: a question about an article's topic asking what it does not say; its
 # topic words match strongly and nothing in the evidence says the detail is missing.
@@ -186,6 +189,9 @@ def test_a_build_calibrates_the_verdict_on_a_corpus_nobody_fitted_on(fixture_ind
         assert "answers the question" in result.markdown and "score" not in result.markdown
     for question in ANSWERABLE_IN_ENGLISH:
         assert qa.answer(question, settings=fixture_index).passages, question
+    # A romanised name the dictionary lacks counts as named where the article writes
+    # its pinyin (Nanyu: 南屿), so the question can be found.
+    assert qa.answer("Who designed the Nanyu town library?", settings=fixture_index).verdict == "found"
 
 
 @pytest.mark.model
@@ -243,6 +249,9 @@ ENGLISH_NOT_HERE = [
     "What is the weather like in Luoyang in winter?",
     "How much does a subway ticket cost in Guangzhou?",
 ]
+# Known limit: a name the article mentions in passing (北京大学, among the experts'
+# affiliations), asked about what it does not say.
+ENGLISH_ABSENT_DETAIL = ["When was Peking University founded?"]
 
 
 @pytest.mark.model
@@ -252,7 +261,13 @@ def test_english_questions_about_the_articles_are_found(real_index):
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("question", ENGLISH_NOT_HERE)
+@pytest.mark.parametrize(
+    "question",
+    [
+        *ENGLISH_NOT_HERE,
+        *(pytest.param(q, marks=pytest.mark.xfail(reason="absent detail", strict=True)) for q in ENGLISH_ABSENT_DETAIL),
+    ],
+)
 def test_english_questions_the_articles_do_not_answer_are_flagged(real_index, question):
     result = answer(question, retriever=real_index.retriever)
     assert result.verdict != "found", [h.text for h in result.passages[:1]]

@@ -324,20 +324,30 @@ def _missing_english_names(index, query: Query, best) -> str:
     nor as written, as a reason, or "".
 
     The English side of `_missing_names`. A romanised name the dictionary does not know
-    (Nanyu, Baita) is missing unless the article writes it in Latin letters (RCEP), so
-    a question about such a place is at best "unsure": shown, never hidden.
+    (Nanyu, Guochen) counts as named when the article writes its pinyin (南屿, 国臣) or
+    the name itself in Latin letters (RCEP).
     """
-    names = [word for word in query.translations if word.name]
-    if not names:
+    if not any(word.name for word in query.translations):
         return ""
     from qa.text.normalize import match_form
+    from qa.text.translate import romanised_in
 
     form = _article_form(index, best)
-    missing = [
-        word.word
-        for word in names
-        if not _has_translation(_usable(word), form) and not (len(word.word) >= 3 and match_form(word.word) in form)
-    ]
+    words = query.translations
+    missing = []
+    for position, word in enumerate(words):
+        if not word.name or _has_translation(_usable(word), form):
+            continue
+        if len(word.word) >= 3 and match_form(word.word) in form:
+            continue
+        # A romanised name, whole or with the name word beside it (Du Guochen: 杜国臣).
+        spellings = [word.word]
+        spellings += [words[position - 1].word + word.word] if position and words[position - 1].name else []
+        spellings += (
+            [word.word + words[position + 1].word] if position + 1 < len(words) and words[position + 1].name else []
+        )
+        if not any(romanised_in(spelling, form) for spelling in spellings):
+            missing.append(word.word)
     return f"the best result's article does not name {', '.join(missing)}" if missing else ""
 
 
