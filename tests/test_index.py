@@ -293,7 +293,8 @@ def test_the_vector_index_kind_can_be_chosen_without_embedding_again(built, fake
     summary = build_index(hnsw, encoder=fake_encoder)
     assert summary.written and summary.embedded == 0  # the stored vectors, re-indexed
     manifest = json.loads((built.index_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["vector_index"] == {"passages": "hnsw", "sentences": "hnsw"}
+    # Sentences are read by row, never searched: their store stays flat.
+    assert manifest["vector_index"] == {"passages": "hnsw", "sentences": "flat"}
     graph = Retriever.from_settings(hnsw, encoder=fake_encoder).retrieve(question, k=3)
     assert [(h.source, h.start) for h in graph] == [(h.source, h.start) for h in exact]
     assert not build_index(hnsw, encoder=fake_encoder).written  # then up to date

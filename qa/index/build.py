@@ -39,7 +39,7 @@ from qa.ingest.ocr import IMAGE_SUFFIXES, NEEDS_OCR
 from qa.ingest.readers import TEXT_SUFFIXES
 from qa.schema import Article, Chunk, Skipped
 from qa.settings import Settings
-from qa.stores.base import kind_for
+from qa.stores.base import SENTENCES_KIND, kind_for
 from qa.stores.bm25 import LexicalIndex
 from qa.stores.factory import OpenStores, backend, kind_of
 from qa.text.normalize import match_form
@@ -402,9 +402,10 @@ def _same_vector_index(previous: SearchIndex, settings: Settings) -> bool:
     if settings.store != "local":
         return True
     kinds = previous.manifest.get("vector_index", {})
-    return kinds.get("passages") == kind_for(previous.manifest["chunks"], settings.vector_index) and kinds.get(
-        "sentences"
-    ) == kind_for(previous.manifest["sentences"], settings.vector_index)
+    return (
+        kinds.get("passages") == kind_for(previous.manifest["chunks"], settings.vector_index)
+        and kinds.get("sentences") == SENTENCES_KIND
+    )
 
 
 def _previous_index(index_dir: Path, settings: Settings, full: bool) -> tuple[SearchIndex | None, str]:

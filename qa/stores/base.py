@@ -80,6 +80,10 @@ HNSW_M = 48
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 256
 KINDS = ("flat", "hnsw")
+# The sentence store is only read by row (the candidate passages' sentences are scored,
+# never searched: qa/search/retriever.py), so it is flat at every size: a graph over 2.7
+# vectors a passage would cost most of a large build's index time and memory for nothing.
+SENTENCES_KIND = "flat"
 
 
 def kind_for(rows: int, choice: str = "auto") -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from qa.errors import SettingsError, StoreUnavailableError
 from qa.schema import Article, Chunk
 from qa.settings import Settings
-from qa.stores.base import LexicalSearch, VectorStore, kind_for
+from qa.stores.base import SENTENCES_KIND, LexicalSearch, VectorStore, kind_for
 
 LOCAL = "local"
 MILVUS = "milvus"
@@ -88,11 +88,12 @@ class LocalStores:
     def write(self, rows, settings, dimension, previous=None, live_block=lambda: None) -> WrittenStores:
         from qa.stores.faiss_store import FaissStore
 
+        passages = np.concatenate([unit.chunk_vectors for unit in rows])
+        sentences = np.concatenate([unit.sentence_vectors for unit in rows])
         stores = []
-        for vectors in ([unit.chunk_vectors for unit in rows], [unit.sentence_vectors for unit in rows]):
-            count = sum(len(block) for block in vectors)
-            store = FaissStore(dimension, kind_for(count, settings.vector_index))
-            store.add(np.concatenate(vectors))
+        for vectors, kind in ((passages, kind_for(len(passages), settings.vector_index)), (sentences, SENTENCES_KIND)):
+            store = FaissStore(dimension, kind)
+            store.add(vectors)
             stores.append(store)
         return WrittenStores(*stores)
 
