@@ -246,7 +246,7 @@ def downgraded(index, query: Query, best, text: str) -> str:
     """Why the best result cannot be "found" whatever the model says, or ""."""
     return (
         _missing_names(index, query, best)
-        or _missing_english_names(index, query, best)
+        or _missing_english_names(index, query, best, text)
         or _missing_english_words(index, query, best, text)
         or _english_topic_not_in_passage(query, text)
     )
@@ -318,21 +318,25 @@ def _missing_english_words(index, query: Query, best, text: str) -> str:
     return ""
 
 
-def _missing_english_names(index, query: Query, best) -> str:
+def _missing_english_names(index, query: Query, best, text: str) -> str:
     """For an English question: the names it writes with a capital (Kunshan, Peking
-    University, Xpeng) that its best result's article names neither by a translation
-    nor as written, as a reason, or "".
+    University, Xpeng) that neither its best passage (`text`) nor that article's title
+    names, by a translation or as written, as a reason, or "".
 
-    The English side of `_missing_names`. A romanised name the dictionary does not know
-    (Nanyu, Guochen) counts as named when the article writes its pinyin (南屿, 国臣) or
-    the name itself in Latin letters (RCEP).
+    The English side of `_missing_names`, read in the passage and its headline rather
+    than the whole article: the judge, fitted on few English questions, cannot tell an
+    English question about an article's topic from one about a name the article only
+    mentions in passing ("When was Peking University founded?" over a report that
+    lists 北京大学 among its experts' affiliations). A romanised name the dictionary
+    does not know (Nanyu, Guochen) counts as named where the text writes its pinyin
+    (南屿, 国臣) or the name itself in Latin letters (RCEP).
     """
     if not any(word.name for word in query.translations):
         return ""
     from qa.text.normalize import match_form
     from qa.text.translate import romanised_in
 
-    form = _article_form(index, best)
+    form = match_form(index.articles[best.source].title + "\n" + text)
     words = query.translations
     missing = []
     for position, word in enumerate(words):
@@ -348,7 +352,7 @@ def _missing_english_names(index, query: Query, best) -> str:
         )
         if not any(romanised_in(spelling, form) for spelling in spellings):
             missing.append(word.word)
-    return f"the best result's article does not name {', '.join(missing)}" if missing else ""
+    return f"the best passage and its headline do not name {', '.join(missing)}" if missing else ""
 
 
 def _english_topic_not_in_passage(query: Query, text: str) -> str:
