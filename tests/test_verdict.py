@@ -234,6 +234,12 @@ ENGLISH_ANSWERABLE = [
     "How many memorandums of cooperation did Knowledge City sign with Singapore?",
     "Who chaired the seminar on new productive forces?",
     "What is the Kunshan safety school's theme?",
+    # Written after the English rules, to check them:
+    "How many technology achievements were released in Luoyang?",
+    "How many projects were signed through the Luoyang events?",
+    "When did the State Council approve the Knowledge City master plan?",
+    "How many graduate students study in Knowledge City?",
+    "Which Singapore universities has Knowledge City built ties with?",
 ]
 # Each names a place of the articles, or something near their topics, and asks what
 # they do not say; their words translate to words the articles use (people -> 世人,
@@ -250,6 +256,12 @@ ENGLISH_NOT_HERE = [
     "How much does a subway ticket cost in Guangzhou?",
     # A name the article mentions in passing (北京大学, among the experts' affiliations).
     "When was Peking University founded?",
+    # Written after the English rules, to check them:
+    "What is the GDP of Kunshan?",
+    "Who is the president of Singapore?",
+    "What is the tallest building in Singapore?",
+    "How many fires happened in Kunshan in 2021?",
+    "How many doctors work at the Knowledge City hospital?",
 ]
 
 
