@@ -203,7 +203,7 @@ class Retriever:
     def _lexical_weight(self, query: Query) -> float:
         # BM25 counts only as much as the question's terms occur in the articles at
         # all; translated English terms are ambiguous, so they count for less.
-        weight = self.tuning.english_lexical_weight if query.is_english else 1.0
+        weight = self.tuning.english_lexical_weight if query.is_english else self.tuning.lexical_weight
         return weight * query.known_share
 
     def _answering_sentence(self, sentences: range, cosine: dict[int, float], query: Query) -> int | None:
