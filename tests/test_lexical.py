@@ -303,3 +303,15 @@ def test_other_tokenizer_version_is_stale(index, tmp_path):
     meta.write_text(meta.read_text().replace('"tokenizer_version": 1', '"tokenizer_version": 0'))
     with pytest.raises(StaleIndexError, match="qa build"):
         LexicalIndex.load(directory)
+
+
+def test_document_frequency_counts_the_passages_a_term_scores_in(tmp_path):
+    texts = ["知识城与新加坡签署合作备忘录", "昆山高新区安全学校", "知识城固定资产投资增长", "洛阳市科技局"]
+    index = LexicalIndex.build(texts)
+    index.save(tmp_path)
+    for lexical in (index, LexicalIndex.load(tmp_path)):  # built, and memory-mapped
+        for term in {t for text in texts for t in tokenize(text)} | {"巴黎"}:
+            assert lexical.document_frequency(term) == np.count_nonzero(lexical.term_scores([term])), term
+        assert lexical.document_frequency("") == 0  # bm25s's empty token, with no column
+    assert index.document_frequency("知识") == 2 and index.document_frequency("巴黎") == 0
+    assert LexicalIndex.build([""]).document_frequency("知识") == 0  # no vocabulary at all

@@ -77,6 +77,20 @@ def test_the_benchmark_rule_counts_a_named_copy_only_from_the_questions_article_
     assert first_answer_rank(shown, question, [[("chinanews-port.txt", WIRE[:30])], []]) is None
 
 
+def test_the_judges_fit_reads_a_ranking_as_the_metrics_do_copies_included(news):
+    from qa.eval.evaluate import evaluate
+    from qa.eval.fit_judge import collect
+
+    asked = "北湾港新码头每年可增加多少吞吐能力？"
+    shown = news.rank(news.analyse(asked), 5)[0].source
+    # Asked of the article named under the first result only as "also reported by".
+    copy = ({"xinhua-port.txt", "chinanews-port.txt"} - {shown}).pop()
+    question = Question("q1", asked, ("八十万标准箱",), False, source=copy)
+    _, results = evaluate([question], news)
+    assert results[0].first_answer_rank == 1
+    assert collect("news", news, [question])["questions"][0]["rank"] == 1
+
+
 # Two fire reports whose bodies say "当地" where their headlines name the town.
 FIRES = {
     "east-port-fire.txt": (

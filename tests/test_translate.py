@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qa.search.query import cross_language_query, unknown_share
 from qa.stores.bm25 import LexicalIndex
-from qa.text.translate import english_question_terms
+from qa.text.translate import english_question_terms, romanised_in
 
 PASSAGES = [
     "知识城引进了14所高校研究生院和孵化器，在读研究生超过6000人。",
@@ -47,3 +47,19 @@ def test_english_topics_the_texts_never_mention_are_unknown():
     assert unknown_share("What talent plan will Luoyang implement?", index) == 0.0
     assert unknown_share("How do I reset my router password?", index) == 1.0
     assert unknown_share("What is the price of Bitcoin today?", index) == 1.0
+
+
+def test_words_capitalised_after_the_first_are_names():
+    terms = {t.word: t.name for t in english_question_terms("When was Peking University founded in Beijing?")}
+    assert terms == {"peking university": True, "founded": False, "beijing": True}
+    # The first word is capitalised as the start of the sentence, not as a name.
+    assert not any(t.name for t in english_question_terms("Kunshan plans which safety measures?")[:1])
+    # A word the dictionary writes in lower case is part of a name, not the name.
+    assert [t.word for t in english_question_terms("How long is the Baita Bridge?") if t.name] == ["baita"]
+
+
+def test_a_romanised_name_is_found_by_the_pinyin_of_the_characters():
+    assert romanised_in("Nanyu", "南屿镇新图书馆向公众开放")
+    assert romanised_in("guochen", "副局长杜国臣表示")
+    assert not romanised_in("hangzhou", "南屿镇新图书馆向公众开放")
+    assert not romanised_in("du", "杜")  # one short syllable would match almost any text

@@ -142,6 +142,17 @@ def first_answer_rank(
     return None
 
 
+def ranking_answer_rank(retriever, ranked: list, texts: list[str], question: Question) -> int | None:
+    """`first_answer_rank` of a ranking (`qa.search.retriever.Ranked`, best first, with
+    shown `texts`), its "also reported by" copies counted as a reader is shown them.
+
+    The one reading of a ranking's rank: the metrics and the judge's fit (qa/eval/fit_judge.py).
+    """
+    passages = [(r.source, text) for r, text in zip(ranked, texts)]
+    copies = [[(source, retriever.text_at(source, context)) for source, context in r.also] for r in ranked]
+    return first_answer_rank(passages, question, copies)
+
+
 def compute_metrics(results: list[QuestionResult], mode: str) -> Metrics:
     answerable = [r for r in results if not r.question.unanswerable]
     unanswerable = [r for r in results if r.question.unanswerable]
@@ -187,13 +198,12 @@ def evaluate(
         query = retriever.analyse(question.question)
         ranked = retriever.rank(query, DEPTH, mode)
         milliseconds = 1000 * (time.perf_counter() - started)
-        passages = [(r.source, retriever.passage_text(r)) for r in ranked]
-        copies = [[(source, retriever.text_at(source, context)) for source, context in r.also] for r in ranked]
-        judgement = judge(query, ranked, retriever.index, [text for _, text in passages], calibration, params)
+        texts = [retriever.passage_text(r) for r in ranked]
+        judgement = judge(query, ranked, retriever.index, texts, calibration, params)
         results.append(
             QuestionResult(
                 question,
-                first_answer_rank(passages, question, copies),
+                ranking_answer_rank(retriever, ranked, texts, question),
                 judgement.verdict,
                 judgement.probability,
                 judgement.features,

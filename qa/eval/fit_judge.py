@@ -59,9 +59,9 @@ L2 = 1.0  # ridge penalty on the standardised weights: keeps them small on few u
 
 def collect(name: str, retriever, questions) -> dict:
     """Every question's evidence and the null questions' on `retriever`'s corpus."""
-    from qa.eval.evaluate import DEPTH, first_answer_rank
+    from qa.eval.evaluate import DEPTH, ranking_answer_rank
     from qa.search.calibration import null_evidence
-    from qa.search.evidence import evidence, term_rarity
+    from qa.search.evidence import ranking_evidence
     from qa.search.judge import downgraded
 
     rows = []
@@ -69,13 +69,12 @@ def collect(name: str, retriever, questions) -> dict:
         query = retriever.analyse(question.question)
         ranked = retriever.rank(query, DEPTH)
         texts = [retriever.passage_text(r) for r in ranked]
-        rarity = term_rarity(retriever.index, tuple(query.terms))
         rows.append(
             {
                 "id": question.id,
                 "unanswerable": question.unanswerable,
-                "rank": first_answer_rank([(r.source, t) for r, t in zip(ranked, texts)], question),
-                "evidence": [evidence(retriever.index, query, r, t, rarity) for r, t in zip(ranked[:5], texts)],
+                "rank": ranking_answer_rank(retriever, ranked, texts, question),
+                "evidence": ranking_evidence(retriever.index, query, ranked[:5], texts[:5]),
                 # A rule, not the model, keeps it from "found" (qa/search/judge.py).
                 "downgraded": bool(ranked) and bool(downgraded(retriever.index, query, ranked[0], texts[0])),
             }

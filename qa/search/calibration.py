@@ -37,7 +37,7 @@ import numpy as np
 from qa.atomic import replace_file
 from qa.errors import QAError
 from qa.schema import Filter
-from qa.search.evidence import evidence, term_rarity
+from qa.search.evidence import ranking_evidence
 
 # The evidence read relative to the null: the scores whose scale moves with the corpus.
 RELATIVE = ("dense", "sentence_cosine", "lexical", "coverage", "passage_rare", "article_rare")
@@ -131,8 +131,7 @@ def null_evidence(retriever, count: int = NULL_QUESTIONS) -> list[list[dict[str,
         except QAError:
             continue  # a clause of only function words; or nothing left to search
         if ranked:
-            rarity = term_rarity(retriever.index, tuple(query.terms))
-            rows.append([evidence(retriever.index, query, r, retriever.passage_text(r), rarity) for r in ranked])
+            rows.append(ranking_evidence(retriever.index, query, ranked, [retriever.passage_text(r) for r in ranked]))
     return rows
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-import numpy as np
-
 from qa.search.query import Query
 from qa.text.normalize import match_form
 from qa.text.sentences import term_coverage
@@ -41,8 +39,7 @@ def term_rarity(index, terms: tuple[str, ...]) -> dict[str, float]:
     passages = max(1, len(lexical)) if lexical is not None else 1
     rarity = {}
     for term in terms:
-        scores = lexical.term_scores([term]) if lexical is not None else np.zeros(0)
-        used_by = int(np.count_nonzero(scores)) or 1
+        used_by = (lexical.document_frequency(term) if lexical is not None else 0) or 1
         rarity[term] = math.log(1.0 + (passages - used_by + 0.5) / (used_by + 0.5))
     return rarity
 
@@ -60,6 +57,13 @@ def rare_share(terms: tuple[str, ...], rarity: dict[str, float], form: str) -> f
 def article_form(title: str, text: str) -> str:
     # One OpenCC pass per article, not per question: the same few articles answer most.
     return match_form(title + "\n" + text)
+
+
+def ranking_evidence(index, query: Query, ranked, texts) -> list[dict[str, float]]:
+    """The raw evidence of each ranked result (best first) whose shown text is the same
+    place in `texts`; the terms' rarity is read once for all of them."""
+    rarity = term_rarity(index, tuple(query.terms))
+    return [evidence(index, query, result, text, rarity) for result, text in zip(ranked, texts)]
 
 
 def evidence(index, query: Query, result, text: str, rarity: dict[str, float] | None = None) -> dict[str, float]:

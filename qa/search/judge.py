@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from qa.search.calibration import MIN_QUESTIONS, RELATIVE, Calibration
-from qa.search.evidence import evidence, term_rarity
+from qa.search.evidence import ranking_evidence
 from qa.search.query import Query
 
 Verdict = Literal["found", "unsure", "not_found"]
@@ -216,8 +216,7 @@ def judge(
         return Judgement("not_found", 0.0, {})
     params = params or load_params()
     null = params.null(calibration)
-    rarity = term_rarity(index, tuple(query.terms))
-    raws = [evidence(index, query, r, text, rarity) for r, text in zip(ranked, texts)]
+    raws = ranking_evidence(index, query, ranked, texts)
     spread = margin(raws)
     # Each result's own evidence, with the ranking's margin: which of them answer.
     probabilities = [params.probability(model_features(raw, null, spread)) for raw in raws]
@@ -245,7 +244,12 @@ def _logit(p: float) -> float:
 
 def downgraded(index, query: Query, best, text: str) -> str:
     """Why the best result cannot be "found" whatever the model says, or ""."""
-    return _missing_names(index, query, best) or _missing_english_words(index, query, best, text)
+    return (
+        _missing_names(index, query, best)
+        or _missing_english_names(index, query, best, text)
+        or _missing_english_words(index, query, best, text)
+        or _english_topic_not_in_passage(query, text)
+    )
 
 
 def _missing_names(index, query: Query, best) -> str:
@@ -301,19 +305,93 @@ def _missing_english_words(index, query: Query, best, text: str) -> str:
     ENGLISH_MISSING_SHARE of them and at least two; else ""."""
     if not query.is_english:
         return ""
-    from qa.search.evidence import article_form
-    from qa.text.normalize import match_form
-    from qa.text.translate import english_question_terms
-
-    article = index.articles[best.source]
-    form = article_form(article.title, article.text)
+    form = _article_form(index, best)
     translated, missing = 0, []
-    for word in english_question_terms(query.text):
-        translations = [c for c in word.chinese if len(c) >= 2 or c.isdigit()]
+    for word in query.translations:
+        translations = _usable(word)
         if translations:
             translated += 1
-            if not any(match_form(c) in form for c in translations):
+            if not _has_translation(translations, form):
                 missing.append(word.word)
     if len(missing) >= 2 and len(missing) >= ENGLISH_MISSING_SHARE * translated:
         return f"the best result's article has no translation of {', '.join(missing)}"
     return ""
+
+
+def _missing_english_names(index, query: Query, best, text: str) -> str:
+    """For an English question: the names it writes with a capital (Kunshan, Peking
+    University, Xpeng) that neither its best passage (`text`) nor that article's title
+    names, by a translation or as written, as a reason, or "".
+
+    The English side of `_missing_names`, read in the passage and its headline rather
+    than the whole article: the judge, fitted on few English questions, cannot tell an
+    English question about an article's topic from one about a name the article only
+    mentions in passing ("When was Peking University founded?" over a report that
+    lists 北京大学 among its experts' affiliations). A romanised name the dictionary
+    does not know (Nanyu, Guochen) counts as named where the text writes its pinyin
+    (南屿, 国臣) or the name itself in Latin letters (RCEP).
+    """
+    if not any(word.name for word in query.translations):
+        return ""
+    from qa.text.normalize import match_form
+    from qa.text.translate import romanised_in
+
+    form = match_form(index.articles[best.source].title + "\n" + text)
+    words = query.translations
+    missing = []
+    for position, word in enumerate(words):
+        if not word.name or _has_translation(_usable(word), form):
+            continue
+        if len(word.word) >= 3 and match_form(word.word) in form:
+            continue
+        # A romanised name, whole or with the name word beside it (Du Guochen: 杜国臣).
+        spellings = [word.word]
+        spellings += [words[position - 1].word + word.word] if position and words[position - 1].name else []
+        spellings += (
+            [word.word + words[position + 1].word] if position + 1 < len(words) and words[position + 1].name else []
+        )
+        if not any(romanised_in(spelling, form) for spelling in spellings):
+            missing.append(word.word)
+    return f"the best passage and its headline do not name {', '.join(missing)}" if missing else ""
+
+
+def _english_topic_not_in_passage(query: Query, text: str) -> str:
+    """For an English question: "" unless the best passage holds a translation of none
+    of its words other than names, and then that as a reason.
+
+    "How many people live in Kunshan?" meets a passage about Kunshan that says nothing
+    of its people: the name matches, the loose translations of the rest (生活 for
+    "live") match elsewhere in the article, and the judge, fitted on few English
+    questions, reads a low cross-language score as usual for English. A passage that
+    answers a question holds at least one of the words it asks about.
+    """
+    if not query.is_english:
+        return ""
+    from qa.text.normalize import match_form
+
+    topic = [translations for word in query.translations if not word.name and (translations := _usable(word))]
+    if not topic:
+        return ""
+    form = match_form(text)
+    if any(_has_translation(translations, form) for translations in topic):
+        return ""
+    return "the best passage has no translation of the question's words other than its names"
+
+
+def _usable(word) -> list[str]:
+    """The translations of `word` (a `Translation`) that can be looked for in a text:
+    single characters are too ambiguous (城 "city", 市 "market"), digits are exact."""
+    return [c for c in word.chinese if len(c) >= 2 or c.isdigit()]
+
+
+def _has_translation(translations: list[str], form: str) -> bool:
+    from qa.text.normalize import match_form
+
+    return any(match_form(c) in form for c in translations)
+
+
+def _article_form(index, best) -> str:
+    from qa.search.evidence import article_form
+
+    article = index.articles[best.source]
+    return article_form(article.title, article.text)

@@ -230,6 +230,20 @@ class LexicalIndex:
             raise corrupt(f"{type(exc).__name__}: {exc}") from None
         return cls(bm25, num_docs)
 
+    def document_frequency(self, term: str) -> int:
+        """How many documents use the already-tokenised `term` (0 for a term none uses).
+
+        Read off the score matrix's column for the term (its stored scores, each
+        document using it), not by scoring every document.
+        """
+        ids = self._term_ids([term])
+        indptr = self._bm25.scores["indptr"] if ids else ()
+        # bm25s's empty token "" is in the vocabulary without a column.
+        if not ids or ids[0] + 1 >= len(indptr):
+            return 0
+        start, end = int(indptr[ids[0]]), int(indptr[ids[0] + 1])
+        return int(np.count_nonzero(self._bm25.scores["data"][start:end]))
+
 
 def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The `n` best positive scores, best first (ties in document order), as (ids, scores).
