@@ -7,11 +7,12 @@ grows with the log of the size: exact search over the 536,000 vectors of 10,000
 articles was half of a question's time. A Milvus collection stands behind the same
 contract in qa/stores/milvus.py.
 
-An incremental build appends to an HNSW graph (`with_rows`) instead of building it
-again (0.3 ms a vector: two minutes at 100,000 passages). The graph then holds dead
-rows, vectors of removed and changed articles, and a row map (saved beside the index
-as `*.rows.npy`) from graph ids to the index's rows; searches never return a dead
-row. A build compacts (builds the graph from the live rows) past `DEAD_ROWS_MAX`.
+An incremental build appends to a store (`with_rows`) instead of building it again
+(an HNSW graph costs about 0.3 ms a vector to build; an exact index, a copy of all
+its vectors). The store then holds dead rows, vectors of removed and changed
+articles, and a row map (saved beside the index as `*.rows.npy`) from its ids to the
+index's rows; searches never return a dead row. A build compacts (builds the store
+from the live rows) past `DEAD_ROWS_MAX`.
 """
 
 from __future__ import annotations
@@ -98,9 +99,10 @@ class FaissStore:
         is in the graph, or where that is -1 the next of `vectors`, appended to the
         graph. Rows of this store not named become dead rows. This store is unchanged.
 
-        Appending 40 vectors to a graph of 270,000 costs milliseconds where building it
-        costs minutes; the copy of the graph in memory (this store's file stays mapped
-        and untouched, for the questions served from it meanwhile) costs a second per GB.
+        Adding 30 vectors to the graph of 100,000 passages took 0.16 s, where building
+        it takes minutes; the copy in memory (this store's file stays mapped and
+        untouched, for the questions served from it meanwhile) is read from the file,
+        about 0.3 s for that graph's 190 MB.
         """
         previous_rows = np.asarray(previous_rows, dtype=np.int64)
         fresh = previous_rows < 0
