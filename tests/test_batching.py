@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -62,6 +63,47 @@ def test_concurrent_questions_share_model_calls_and_get_their_own_vectors(fake_e
         np.testing.assert_allclose(vectors[0], fake_encoder.encode_queries([QUESTIONS[i]])[0], rtol=1e-6)
     assert len(recording.calls) < 20  # questions waiting together went in as one batch
     assert max(len(call) for call in recording.calls) > 1
+
+
+def test_two_workers_run_the_model_at_once(fake_encoder):
+    # The 4-bit question model gains nothing from batches on a CPU, so throughput under
+    # load comes from the model running on every core: a second question is embedded
+    # while the first is still in the model, not after it.
+    gate = threading.Event()
+    recording = RecordingEncoder(fake_encoder, gate)
+    batching = BatchingEncoder(recording, window_s=0, workers=2)
+    threads = [threading.Thread(target=batching.encode_queries, args=([q],)) for q in QUESTIONS[:2]]
+    threads[0].start()
+    while not recording.calls:
+        threading.Event().wait(0.005)
+    threads[1].start()
+    deadline = time.monotonic() + 5
+    while len(recording.calls) < 2 and time.monotonic() < deadline:
+        threading.Event().wait(0.005)
+    in_model_together = len(recording.calls)
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert in_model_together == 2
+
+
+def test_one_worker_embeds_one_batch_at_a_time(fake_encoder):
+    gate = threading.Event()
+    recording = RecordingEncoder(fake_encoder, gate)
+    batching = BatchingEncoder(recording, window_s=0, workers=1)
+    threads = [threading.Thread(target=batching.encode_queries, args=([q],)) for q in QUESTIONS[:2]]
+    threads[0].start()
+    while not recording.calls:
+        threading.Event().wait(0.005)
+    threads[1].start()
+    while not batching._pending:
+        threading.Event().wait(0.005)
+    threading.Event().wait(0.05)
+    assert len(recording.calls) == 1  # the second waits for the worker
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert [len(call) for call in recording.calls] == [1, 1]
 
 
 def test_the_same_question_asked_together_is_embedded_once(fake_encoder):

@@ -3,12 +3,15 @@ model call, as inference servers batch requests.
 
 Embedding the question is almost all of a question's time (docs/speed.md), and on
 CPU one batch of 20 short questions costs about 60% of 20 single calls (measured:
-241 ms against 394 ms, one torch thread). Passages (index builds) go straight to the
+241 ms against 394 ms, one torch thread). The default 4-bit ONNX question model
+gains nothing from a batch on a CPU without wide int8 kernels, so several workers
+run the model at once, one per core. Passages (index builds) go straight to the
 wrapped encoder: they come in batches already.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -29,21 +32,25 @@ class BatchingEncoder:
     """An Encoder (see qa/embed/factory.py) whose `encode_queries` gathers the questions of
     concurrent callers into one call of the wrapped encoder.
 
-    One worker thread owns the model for questions. It waits for a first request,
-    then `window_s` more for others to join (up to `max_batch` texts), embeds them
-    together and hands each caller its rows. While a batch is being embedded the next
-    one gathers, so under load batches form without any waiting; a lone question pays
-    only the window.
+    Worker threads (one per core, `default_workers`) run the model for questions. A
+    worker waits for a first request, then `window_s` more for others to join, takes
+    its share of what waits (up to `max_batch` texts), embeds them together and hands
+    each caller its rows. While batches are being embedded the next ones gather, so
+    under load batches form without any waiting; a lone question pays only the window.
 
     Example:
         >>> encoder = BatchingEncoder(load_encoder(settings))  # doctest: +SKIP
         >>> Retriever(load_index(settings), encoder, settings)  # doctest: +SKIP
     """
 
-    def __init__(self, encoder, window_s: float = 0.002, max_batch: int = 32):
-        if window_s < 0 or max_batch < 1:
-            raise ValueError(f"window_s must be >= 0 and max_batch >= 1, got {window_s!r}, {max_batch!r}")
+    def __init__(self, encoder, window_s: float = 0.002, max_batch: int = 32, workers: int | None = None):
+        workers = default_workers() if workers is None else workers
+        if window_s < 0 or max_batch < 1 or workers < 1:
+            raise ValueError(
+                f"window_s must be >= 0, max_batch and workers >= 1, got {window_s!r}, {max_batch!r}, {workers!r}"
+            )
         self.encoder = encoder
+        self.workers = workers
         self.name = encoder.name
         self.dimension = encoder.dimension
         self.window_s = window_s
@@ -52,7 +59,7 @@ class BatchingEncoder:
         self.questions = 0  # questions embedded
         self._pending: list[_Request] = []
         self._ready = threading.Condition()
-        self._worker: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- the Encoder interface -------------------------------------------------------
 
@@ -63,9 +70,11 @@ class BatchingEncoder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._ready:
             self._pending.append(request)
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._serve, name="qa-query-batcher", daemon=True)
-                self._worker.start()
+            self._threads = [thread for thread in self._threads if thread.is_alive()]
+            while len(self._threads) < self.workers:
+                thread = threading.Thread(target=self._serve, name="qa-query-batcher", daemon=True)
+                thread.start()
+                self._threads.append(thread)
             self._ready.notify()
         request.done.wait()
         if request.error is not None:
@@ -88,12 +97,18 @@ class BatchingEncoder:
             if self.window_s:
                 time.sleep(self.window_s)  # let questions arriving together join this batch
             with self._ready:
+                # With several workers each takes its share of what waits, so the model
+                # runs on every core instead of one worker taking the whole queue.
+                share = -(-len(self._pending) // self.workers)
                 batch, size = [], 0
-                while self._pending and (not batch or size + len(self._pending[0].texts) <= self.max_batch):
+                while self._pending and (
+                    not batch or (len(batch) < share and size + len(self._pending[0].texts) <= self.max_batch)
+                ):
                     request = self._pending.pop(0)
                     batch.append(request)
                     size += len(request.texts)
-            self._embed(batch)
+            if batch:  # another worker may have taken everything
+                self._embed(batch)
 
     def _embed(self, batch: list[_Request]) -> None:
         # The same question asked by several users at once is embedded once.
@@ -110,3 +125,24 @@ class BatchingEncoder:
         self.questions += len(unique)
         for request in batch:
             request.done.set()
+
+
+def default_workers() -> int:
+    """Model workers for questions: one per core this process may use, each running
+    the model on one onnxruntime thread (OMP_NUM_THREADS; more threads, fewer workers).
+
+    On 2 cores (qa/bench/load_test.py, 20 users, 2026-12-05) one worker served 93-97
+    questions/s, two 117-130 and three 116: the 4-bit question model gains nothing
+    from batches on this CPU (8.5 ms a question alone, 9.2 in batches of 7), so a
+    second core running it is what raises throughput. Onnxruntime runs one session
+    from several threads at once.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        threads = max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    except ValueError:
+        threads = 1
+    return max(1, min(8, cores // threads))
