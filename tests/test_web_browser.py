@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import socket
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +25,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Pyt
 
 from qa.bench.ocr import chromium  # noqa: E402
 from qa.index.build import build_index  # noqa: E402
+from qa.index.freshness import FRESHNESS_INTERVAL_S  # noqa: E402
 from qa.serve.limits import WebSettings  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
@@ -280,6 +282,9 @@ def test_stale_index_is_shown_and_a_rebuild_brings_it_up_to_date(browser, site, 
         (corpus / "new-article.txt").write_text(
             "---\ntitle: 新文章\ndate: 2022-02-02\n---\n洛阳新建了一座科技馆，面积两万平方米。\n", encoding="utf-8"
         )
+        # The corpus is looked at no more than once per FRESHNESS_INTERVAL_S (opening the
+        # page may just have looked), so a change shows from the next look on.
+        time.sleep(FRESHNESS_INTERVAL_S + 0.2)
         reply = ask(page, "洛阳将实施什么人才计划？")
         sync_api.expect(reply.locator(".qa-stale")).to_contain_text("new-article.txt")
         assert "《" in reply.inner_text()  # still answered, from the last good index
