@@ -315,3 +315,23 @@ def test_document_frequency_counts_the_passages_a_term_scores_in(tmp_path):
         assert lexical.document_frequency("") == 0  # bm25s's empty token, with no column
     assert index.document_frequency("知识") == 2 and index.document_frequency("巴黎") == 0
     assert LexicalIndex.build([""]).document_frequency("知识") == 0  # no vocabulary at all
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_best_passages_among_a_million_are_those_of_a_full_sort(seed):
+    # At a million passages top_n bounds the 100th best by blocks' best scores; the
+    # passages it returns, and their order (ties by position), must be a full sort's.
+    # Scores as BM25 gives them: most passages zero, a few levels repeated (ties), and
+    # sometimes fewer blocks scoring than passages asked for (the plain path then).
+    from qa.stores.bm25 import top_n
+
+    rng = np.random.default_rng(seed)
+    scores = np.zeros(1_000_000, dtype=np.float32)
+    scoring = rng.choice(scores.size, size=[200_000, 5_000, 300, 40][seed], replace=False)
+    scores[scoring] = rng.choice(np.float32([0.5, 1.25, 2.0, 3.5, 7.0]), size=scoring.size)
+    positive = np.flatnonzero(scores > 0)
+    for n in (1, 10, 100):
+        expected = positive[np.argsort(-scores[positive], kind="stable")[:n]]
+        ids, best = top_n(scores, n)
+        assert ids.tolist() == expected.tolist()
+        assert best.tolist() == scores[expected].tolist()

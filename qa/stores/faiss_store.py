@@ -23,7 +23,7 @@ import numpy as np
 
 from qa.errors import IndexCorruptError
 from qa.schema import Filter
-from qa.stores.base import EXACT_BELOW, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, KINDS, as_matrix
+from qa.stores.base import EXACT_BELOW, HNSW_EF_CONSTRUCTION, HNSW_M, KINDS, as_matrix, ef_search
 
 try:
     import faiss
@@ -150,7 +150,7 @@ class FaissStore:
         if self.kind == "hnsw":
             # A search breadth below n would return fewer than n neighbours; passed per
             # call, not set on the shared index, so concurrent searches never race.
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, n), sel=selector)
+            params = faiss.SearchParametersHNSW(efSearch=ef_search(self._index.ntotal, n), sel=selector)
             scores, ids = self._index.search(queries, n, params=params)
         else:
             params = None if selector is None else faiss.SearchParameters(sel=selector)
