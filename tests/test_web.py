@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import socket
 import threading
 import time
@@ -379,6 +380,36 @@ def test_a_rebuild_swaps_in_without_failing_a_running_question(tmp_path):
     assert ("武汉光谷新政", "wuhan.txt") in service.articles()
     assert service.ask(QUESTION).error == ""
     assert service.status()["state"] == "ready" and service.status()["articles"] == 4
+
+
+class PriorityRecorder(TopicEncoder):
+    """TopicEncoder declaring two batches at once, noting each embedding thread's niceness."""
+
+    concurrency = 2
+
+    def __init__(self):
+        self.niceness: dict[int, int] = {}
+
+    def encode_passages(self, texts):
+        thread = threading.get_native_id()
+        self.niceness[thread] = os.getpriority(os.PRIO_PROCESS, thread)
+        return super().encode_passages(texts)
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread priorities are Linux's")
+def test_a_rebuild_in_the_chat_embeds_on_every_core_below_the_questions(tmp_path):
+    from qa.serve.service import REBUILD_NICENESS
+
+    settings = _corpus_copy(tmp_path)
+    encoder = PriorityRecorder()
+    service = ChatService(settings, WebSettings(rate_limit=0), encoder=encoder)
+    assert service.start_rebuild(full=True)
+    assert service.wait_for_rebuild(60)["error"] == ""
+    # Every thread that embedded for the rebuild (its batches run on a pool) yields
+    # the CPU to questions, which run at the server's own priority.
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert encoder.niceness and all(n >= min(mine + REBUILD_NICENESS, 19) for n in encoder.niceness.values())
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
 
 
 def test_stale_index_answers_with_a_note_until_rebuilt(tmp_path):

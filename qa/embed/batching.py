@@ -11,7 +11,6 @@ wrapped encoder: they come in batches already.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qa.embed.base import model_threads
+from qa.embed.base import concurrency_of, core_workers
 
 
 @dataclass
@@ -34,7 +33,7 @@ class BatchingEncoder:
     """An Encoder (see qa/embed/factory.py) whose `encode_queries` gathers the questions of
     concurrent callers into one call of the wrapped encoder.
 
-    Worker threads (one per core, `default_workers`) run the model for questions. A
+    Worker threads (one per core, `qa.embed.base.core_workers`) run the model for questions. A
     worker waits for a first request, then `window_s` more for others to join, takes
     its share of what waits (up to `max_batch` texts), embeds them together and hands
     each caller its rows. While batches are being embedded the next ones gather, so
@@ -46,7 +45,7 @@ class BatchingEncoder:
     """
 
     def __init__(self, encoder, window_s: float = 0.002, max_batch: int = 32, workers: int | None = None):
-        workers = default_workers() if workers is None else workers
+        workers = core_workers() if workers is None else workers
         if window_s < 0 or max_batch < 1 or workers < 1:
             raise ValueError(
                 f"window_s must be >= 0, max_batch and workers >= 1, got {window_s!r}, {max_batch!r}, {workers!r}"
@@ -82,6 +81,10 @@ class BatchingEncoder:
         if request.error is not None:
             raise request.error
         return request.vectors
+
+    @property
+    def concurrency(self) -> int:
+        return concurrency_of(self.encoder)
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode_passages(texts)
@@ -127,20 +130,3 @@ class BatchingEncoder:
         self.questions += len(unique)
         for request in batch:
             request.done.set()
-
-
-def default_workers() -> int:
-    """Model workers for questions: one per core this process may use, each running
-    the model on one onnxruntime thread (OMP_NUM_THREADS; more threads, fewer workers).
-
-    On 2 cores (qa/bench/load_test.py, 20 users, 2026-12-05) one worker served 93-97
-    questions/s, two 117-130 and three 116: the 4-bit question model gains nothing
-    from batches on this CPU (8.5 ms a question alone, 9.2 in batches of 7), so a
-    second core running it is what raises throughput. Onnxruntime runs one session
-    from several threads at once.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores // max(1, model_threads())))

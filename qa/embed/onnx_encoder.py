@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.embed.base import PASSAGE_PROMPT, QUERY_PROMPT, model_threads
+from qa.embed.base import PASSAGE_PROMPT, QUERY_PROMPT, core_workers, model_threads
 from qa.embed.base import first_line as _first_line
 from qa.errors import ModelError
 
@@ -41,7 +41,10 @@ class OnnxEncoder:
         self.batch_size = batch_size
         model_dir = Path(model_dir)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads if threads is not None else model_threads()
+        threads = model_threads() if threads is None else threads
+        options.intra_op_num_threads = threads
+        # Runs hold no GIL: a build embeds this many batches at once, one per core.
+        self.concurrency = core_workers(threads)
         options.inter_op_num_threads = 1
         try:
             self._session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])

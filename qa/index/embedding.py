@@ -8,13 +8,20 @@ sentence, whose meaning a whole passage's vector averages away.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
+from qa.embed.base import concurrency_of
 from qa.schema import Chunk
 from qa.settings import CONTEXTS
 from qa.text.sentences import sentence_spans
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def sentence_rows(chunks: Sequence[Chunk]) -> list[tuple[int, int, int]]:
@@ -57,6 +64,8 @@ def encode_in_batches(
     encoder, texts: list[str], progress: bool, batch_size: int = 32, articles: int | None = None
 ) -> np.ndarray:
     """Embed `texts` in batches of similar length; rows come back in `texts` order.
+    Batches run on as many threads as the encoder allows (`Encoder.concurrency`: one
+    per core for the ONNX encoders); each batch is the same as run alone, so are its vectors.
 
     A batch is padded to its longest text, so batching sentences with 200-character
     passages wastes most of the work on padding; sorting by length first avoids it.
@@ -75,20 +84,48 @@ def encode_in_batches(
         return encode_in_batches(encoder, list(distinct), progress, batch_size, articles)[rows_of]
 
     order = np.argsort([-len(text) for text in texts], kind="stable")
+    batches = [order[begin : begin + batch_size] for begin in range(0, len(texts), batch_size)]
+
+    def embed(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(encoder.encode_passages([texts[i] for i in rows]), dtype=np.float32)
+
     vectors: np.ndarray | None = None
     desc = f"embedding {len(texts):,} texts" + (f" of {articles:,} articles" if articles else "")
     started = time.perf_counter()
+    done = 0
     with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar:
-        for begin in range(0, len(texts), batch_size):
-            rows = order[begin : begin + batch_size]
-            batch = np.asarray(encoder.encode_passages([texts[i] for i in rows]), dtype=np.float32)
+        for rows, batch in zip(batches, in_order(embed, batches, concurrency_of(encoder)), strict=True):
             if vectors is None:
                 vectors = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
             vectors[rows] = batch
+            done += len(rows)
             if articles and progress:
                 # Texts are embedded longest first, not article by article, so the
                 # article pace is the text pace times articles per text.
-                done = (begin + len(rows)) / len(texts) * articles
-                bar.set_postfix_str(f"{done / max(time.perf_counter() - started, 1e-9):.2f} articles/s", refresh=False)
+                pace = done / len(texts) * articles / max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix_str(f"{pace:.2f} articles/s", refresh=False)
             bar.update(len(rows))
     return vectors
+
+
+def in_order(work: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
+    """`work` of each item, in order, with up to `workers` of them running at once.
+
+    A build embeds on every core this way (one batch a core: `Encoder.concurrency`).
+    At most two items a worker are in flight, so an error or Ctrl-C stops the build
+    after the batches already running instead of after every batch queued.
+    """
+    if workers <= 1:
+        yield from map(work, items)
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="qa-embed")
+    pending: deque[Future] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
