@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import REPO
 
 SIZES = (300, 1200)
 ARCHIVE = 12  # generated articles, beside the 4 bundled ones
@@ -47,6 +48,8 @@ def run(bench, tmp_path_factory):
         str(ARCHIVE),
         "--archive-questions",
         "3",
+        "--news-corpus",  # the bundled articles stand in for a news archive here
+        str(REPO / "corpus"),
     ]
     import contextlib
     import io
@@ -59,7 +62,7 @@ def run(bench, tmp_path_factory):
 
 def test_json_has_every_section(run):
     report, _ = run
-    for section in ("meta", "product", "langchain", "warm", "recall", "archive", "scale", "goals"):
+    for section in ("meta", "product", "news_build", "langchain", "warm", "recall", "archive", "scale", "goals"):
         assert section in report, section
     meta = report["meta"]
     assert meta["cpus"] >= 1 and len(meta["load_average_before"]) == 3 and meta["commit"]
@@ -80,6 +83,12 @@ def test_product_figures_cover_the_build_and_questions(run):
     assert ratio["value"] == pytest.approx(
         product["build_articles_per_s"] / product["one_batch_at_a_time_articles_per_s"], rel=0.01
     )
+    # The news build: both paces, and the minutes the goal's 10,000 articles take at it.
+    news = report["news_build"]
+    assert news["at_once"]["articles"] == news["one_batch_at_a_time"]["articles"] == 4
+    assert news["at_once"]["texts"] == product["texts_embedded"]
+    minutes = 10_000 / news["at_once"]["articles_per_s"] / 60
+    assert report["goals"]["news_goal_articles_minutes"]["value"] == pytest.approx(minutes, rel=0.01)
     warm = report["warm"]
     assert warm["retrieve"]["n"] == 8 and warm["langchain"]["n"] == 8
     assert warm["retrieve"]["p50_ms"] <= warm["retrieve"]["p95_ms"] <= warm["retrieve"]["p99_ms"]

