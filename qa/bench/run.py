@@ -303,22 +303,16 @@ def news_build(corpus: Path, encoder) -> dict:
 
 
 class OneBatchAtATime:
-    """`encoder` with its batches run one after another (`Encoder.concurrency` 1)."""
+    """`encoder` with its batches run one after another (`concurrency` 1); everything
+    else is the encoder's."""
 
     concurrency = 1
 
     def __init__(self, encoder) -> None:
         self._encoder = encoder
-        self.name, self.dimension = encoder.name, encoder.dimension
 
-    def encode_passages(self, texts):
-        return self._encoder.encode_passages(texts)
-
-    def encode_queries(self, texts):
-        return self._encoder.encode_queries(texts)
-
-    def token_count(self, text: str) -> int:
-        return self._encoder.token_count(text)
+    def __getattr__(self, name: str):
+        return getattr(self._encoder, name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,14 +48,10 @@ class Encoder(Protocol):
         ...
 
 
-# An encoder may also say how many calls of `encode_passages` can run at once on
-# threads (`concurrency`, read by `concurrency_of`): the ONNX encoders, whose runs hold
-# no GIL and use `model_threads()` threads each, say one per core; one that says
-# nothing is called one batch at a time.
-
-
 def concurrency_of(encoder: object) -> int:
-    """How many batches `encoder` may embed at once (its `concurrency`, else 1)."""
+    """How many calls of `encode_passages` may run at once on threads: the encoder's
+    optional `concurrency`, else 1. The ONNX encoders, whose runs hold no GIL and use
+    `model_threads()` threads each, say one per core (`core_workers`)."""
     try:
         return max(1, int(getattr(encoder, "concurrency", 1)))
     except (TypeError, ValueError):
