@@ -101,21 +101,17 @@ class OpenVinoEncoder:
         self.name, self.dimension = onnx_encoder.name, onnx_encoder.dimension
 
     def _run(self, texts):
-        enc = self._tok._tokenizer.encode_batch(texts)
-        width = max(len(e.ids) for e in enc)
-        ids = np.full((len(enc), width), self._tok._pad_id, dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for i, e in enumerate(enc):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
+        rows, ids, mask = next(self._tok.tokens.batches(texts, len(texts)))  # all in one batch
         result = self._request.infer({"input_ids": ids, "attention_mask": mask})
-        return np.asarray(next(iter(result.values())), dtype=np.float32)
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        vectors[rows] = np.asarray(next(iter(result.values())), dtype=np.float32)
+        return vectors
 
     def encode_passages(self, texts):
-        return self._run([self._tok._passage_prefix + t for t in texts])
+        return self._run([self._tok.tokens.passage_prefix + t for t in texts])
 
     def encode_queries(self, texts):
-        return self._run([self._tok._query_prefix + t for t in texts])
+        return self._run([self._tok.tokens.query_prefix + t for t in texts])
 
 
 def make_options(names: list[str], settings: Settings) -> list[Option]:
