@@ -174,3 +174,74 @@ def test_a_failing_batch_stops_the_build_soon_and_keeps_the_index(settings, corp
     assert failing.calls <= 3 + 2 * 2
     assert (settings.index_dir / "manifest.json").read_bytes() == manifest
     assert build_index(settings, encoder=fake_encoder).changed == 4
+
+
+class Tagged:
+    """The fake encoder under a label, recording the texts each call was given."""
+
+    def __init__(self, fake, concurrency=1):
+        self.name, self.dimension, self.concurrency = fake.name, fake.dimension, concurrency
+        self._fake = fake
+        self.texts = []
+
+    def encode_passages(self, texts):
+        self.texts += texts
+        return self._fake.encode_passages(texts)
+
+    def encode_queries(self, texts):
+        return self._fake.encode_queries(texts)
+
+    def token_count(self, text):
+        return self._fake.token_count(text)
+
+
+def split_with_bulk(fake, bulk_from, bulk_fails=False):
+    """The default encoder's shape: questions, fp32 passages, and a bulk (bf16) passage
+    encoder loaded only for a large build. Returns (split, fp32, bulk, bulk load count)."""
+    from qa.embed.base import SplitEncoder
+    from qa.errors import ModelError
+
+    fp32, bulk, loads = Tagged(fake), Tagged(fake, concurrency=2), []
+
+    def load_bulk():
+        loads.append(1)
+        if bulk_fails:
+            raise ModelError("cannot load the bf16 passage model: torch is broken")
+        return bulk
+
+    return SplitEncoder(fake, lambda: fp32, load_bulk=load_bulk, bulk_from=bulk_from), fp32, bulk, loads
+
+
+def test_a_large_build_loads_the_bulk_encoder_once_and_a_small_one_never(settings, corpus, fake_encoder):
+    probe = Tagged(fake_encoder)
+    build_index(dataclasses.replace(settings, index_dir=settings.index_dir.parent / "probe"), encoder=probe)
+    distinct = len(probe.texts)  # what a full build sends to the model
+    # Below the threshold: the fp32 passage encoder, and the bulk one is never loaded.
+    split, fp32, bulk, loads = split_with_bulk(fake_encoder, bulk_from=distinct + 1)
+    build_index(settings, encoder=split)
+    assert len(fp32.texts) == distinct and not bulk.texts and not loads
+    # At the threshold: the bulk encoder embeds everything, loaded once; once loaded it
+    # embeds a small build too (its load is paid).
+    split, fp32, bulk, loads = split_with_bulk(fake_encoder, bulk_from=distinct)
+    build_index(settings, encoder=split, full=True)
+    assert len(bulk.texts) == distinct and not fp32.texts and loads == [1]
+    first = sorted(corpus.glob("*.txt"))[0]
+    first.write_text(first.read_text(encoding="utf-8") + "\n\n补充一句。", encoding="utf-8")
+    summary = build_index(settings, encoder=split)
+    assert summary.changed == 1 and len(bulk.texts) > distinct and not fp32.texts and loads == [1]
+
+
+def test_a_bulk_encoder_that_fails_to_load_leaves_the_build_in_fp32(settings, fake_encoder, capsys):
+    split, fp32, bulk, loads = split_with_bulk(fake_encoder, bulk_from=1, bulk_fails=True)
+    summary = build_index(settings, encoder=split)
+    assert summary.embedded > 0 and len(fp32.texts) > 0 and not bulk.texts
+    assert "embedding in fp32: cannot load the bf16 passage model: torch is broken" in capsys.readouterr().err
+    build_index(settings, encoder=split, full=True)
+    assert loads == [1]  # not tried again on every build
+
+
+def test_a_dry_run_of_a_large_build_measures_the_encoder_that_build_would_use(settings, fake_encoder):
+    split, fp32, bulk, loads = split_with_bulk(fake_encoder, bulk_from=100)
+    estimate = estimate_build(settings, encoder=split)
+    assert estimate.texts >= 100 and estimate.pace_from.startswith("measured now")
+    assert bulk.texts and not fp32.texts and loads == [1]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qa.embed.base import concurrency_of, core_workers
+from qa.embed.base import concurrency_of, core_workers, passage_encoder
 
 
 @dataclass
@@ -88,6 +88,9 @@ class BatchingEncoder:
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode_passages(texts)
+
+    def for_texts(self, count: int):
+        return passage_encoder(self.encoder, count)
 
     def token_count(self, text: str) -> int:
         return self.encoder.token_count(text)

@@ -1,4 +1,5 @@
-"""The `Encoder` over sentence-transformers (torch): any model, CPU or CUDA; the fp32 reference.
+"""The `Encoder`s over sentence-transformers (torch): any model, CPU or CUDA, the fp32
+reference; and `Bf16Encoder`, a large build's passages in bfloat16 on CPUs that have it.
 
 The only module that imports sentence_transformers and torch, when it is loaded.
 """
@@ -11,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from qa.embed.base import PASSAGE_PROMPT, QUERY_PROMPT
+from qa.embed.base import PASSAGE_PROMPT, QUERY_PROMPT, core_workers, model_threads
 from qa.embed.base import first_line as _first_line
+from qa.embed.tokenizer import FolderTokenizer
 from qa.errors import ModelError
 from qa.settings import BUNDLED_MODEL
 
@@ -77,6 +79,68 @@ class SentenceTransformerEncoder:
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEncoder({self.name!r}, device={self.device!r})"
+
+
+class Bf16Encoder:
+    """An Encoder running a sentence-transformers folder on the CPU with torch, its matrix
+    products in bfloat16 (`torch.autocast`), for the passages of large builds.
+
+    Where the CPU multiplies bf16 natively (`qa.embed.base.cpu_has_bf16`) a matrix product
+    takes half the time of fp32's, and the vectors stay at cosine >= 0.99998 to fp32's
+    (docs/speed.md, "bf16 passages"), so they share an index with them. A call holds the
+    GIL only between torch's operations, so a build runs one call per core
+    (`concurrency`), each on `model_threads()` threads. The tokens are the folder's own,
+    as for the ONNX encoders (`FolderTokenizer`).
+    """
+
+    def __init__(self, model_dir: Path, name: str, batch_size: int = 32, threads: int | None = None) -> None:
+        self.name = name
+        self.device = "cpu"
+        self.batch_size = batch_size
+        threads = model_threads() if threads is None else threads
+        try:
+            import torch
+
+            self.tokens = FolderTokenizer(model_dir)
+        except Exception as e:  # torch, tokenizers and OS errors all mean the same thing here
+            raise ModelError(f"cannot load the bf16 passage model from {model_dir}: {_first_line(e)}") from e
+        if threads > 0:
+            # torch's pool is process-wide; this is the one torch encoder a process loads.
+            torch.set_num_threads(threads)
+        self.concurrency = core_workers(threads)
+        self._torch = torch
+        self._model = _load_sentence_transformer(str(model_dir), Path(model_dir), "cpu")
+        self.dimension = int(self._encode(["dimension probe"]).shape[1])
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.tokens.passage_prefix + text for text in texts])
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.tokens.query_prefix + text for text in texts])
+
+    def token_count(self, text: str) -> int:
+        return self.tokens.token_count(text)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        torch = self._torch
+        out: np.ndarray | None = None
+        for rows, ids, mask in self.tokens.batches(texts, self.batch_size):
+            features = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+            # inference_mode and autocast are per thread, so concurrent calls each set them.
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                pooled = self._model(features)["sentence_embedding"]
+            vectors = pooled.float().numpy()
+            # Normalised again in fp32: the model's own Normalize ran under autocast.
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+        if out is None:
+            return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
+        return out
+
+    def __repr__(self) -> str:
+        return f"Bf16Encoder({self.name!r})"
 
 
 def default_device() -> str:

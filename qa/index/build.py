@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.embed.base import passage_encoder
 from qa.errors import CorpusError, IndexCorruptError, QAError
 from qa.index.embedding import embedding_texts, encode_in_batches, sentence_rows
 from qa.index.freshness import read_with_digest
@@ -364,6 +365,7 @@ def _calibrate(texts: list[str], settings: Settings, encoder) -> tuple[float, st
         from qa.embed.factory import load_encoder
 
         encoder = load_encoder(settings)
+    encoder = passage_encoder(encoder, len(set(texts)))  # what the build itself would embed with
     step = max(1, len(texts) // CALIBRATION_TEXTS)
     sample = texts[::step][:CALIBRATION_TEXTS]  # spread over the corpus: lengths vary by article
     encoder.encode_passages(sample[:1])  # the first call pays one-off set-up

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from qa.embed.base import concurrency_of
+from qa.embed.base import concurrency_of, passage_encoder
 from qa.schema import Chunk
 from qa.settings import CONTEXTS
 from qa.text.sentences import sentence_spans
@@ -65,7 +65,8 @@ def encode_in_batches(
 ) -> np.ndarray:
     """Embed `texts` in batches of similar length; rows come back in `texts` order.
     Batches run on as many threads as the encoder allows (`Encoder.concurrency`: one
-    per core for the ONNX encoders); each batch is the same as run alone, so are its vectors.
+    per core for the ONNX and bf16 encoders); each batch is the same as run alone, so
+    are its vectors. The encoder may pick another for a large build (`for_texts`).
 
     A batch is padded to its longest text, so batching sentences with 200-character
     passages wastes most of the work on padding; sorting by length first avoids it.
@@ -83,6 +84,8 @@ def encode_in_batches(
     if len(distinct) < len(texts):
         return encode_in_batches(encoder, list(distinct), progress, batch_size, articles)[rows_of]
 
+    # A large build may go to another encoder (bf16 passages, `SplitEncoder.for_texts`).
+    encoder = passage_encoder(encoder, len(texts))
     order = np.argsort([-len(text) for text in texts], kind="stable")
     batches = [order[begin : begin + batch_size] for begin in range(0, len(texts), batch_size)]
 
