@@ -231,11 +231,11 @@ def test_a_large_build_loads_the_bulk_encoder_once_and_a_small_one_never(setting
     assert summary.changed == 1 and len(bulk.texts) > distinct and not fp32.texts and loads == [1]
 
 
-def test_a_bulk_encoder_that_fails_to_load_leaves_the_build_in_fp32(settings, fake_encoder, capsys):
+def test_a_bulk_encoder_that_fails_to_load_leaves_the_build_in_fp32(settings, fake_encoder, caplog):
     split, fp32, bulk, loads = split_with_bulk(fake_encoder, bulk_from=1, bulk_fails=True)
     summary = build_index(settings, encoder=split)
     assert summary.embedded > 0 and len(fp32.texts) > 0 and not bulk.texts
-    assert "embedding in fp32: cannot load the bf16 passage model: torch is broken" in capsys.readouterr().err
+    assert "embedding in fp32: cannot load the bf16 passage model: torch is broken" in caplog.text
     build_index(settings, encoder=split, full=True)
     assert loads == [1]  # not tried again on every build
 
@@ -245,3 +245,40 @@ def test_a_dry_run_of_a_large_build_measures_the_encoder_that_build_would_use(se
     estimate = estimate_build(settings, encoder=split)
     assert estimate.texts >= 100 and estimate.pace_from.startswith("measured now")
     assert bulk.texts and not fp32.texts and loads == [1]
+
+
+def test_a_wrapper_that_forwards_every_attribute_still_embeds_its_own_way(settings, fake_encoder):
+    # The bench's Milvus section wraps the encoder so that a build reuses stored vectors;
+    # the inner encoder's choice of a bulk model must not bypass the wrapper.
+    split, fp32, bulk, loads = split_with_bulk(fake_encoder, bulk_from=1)
+
+    class Forwarding:
+        def __init__(self, inner):
+            self._inner, self.texts = inner, []
+
+        def encode_passages(self, texts):
+            self.texts += texts
+            return self._inner.encode_passages(texts)
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    wrapper = Forwarding(split)
+    build_index(settings, encoder=wrapper)
+    assert wrapper.texts and len(fp32.texts) == len(wrapper.texts) and not loads
+
+
+def test_a_small_builds_recorded_pace_is_not_the_estimate_of_a_large_one(settings, corpus, fake_encoder, monkeypatch):
+    import qa.index.build as build
+
+    summary = build_index(settings, encoder=fake_encoder)  # records its pace
+    monkeypatch.setattr(build, "BULK_FROM_TEXTS", summary.embedded + 1)
+    (corpus / "more.txt").write_text(
+        "\n\n".join(path.read_text(encoding="utf-8") for path in sorted(corpus.glob("*.txt"))), encoding="utf-8"
+    )
+    # A full rebuild of more texts than the threshold may embed with another encoder: measured now.
+    assert estimate_build(settings, encoder=fake_encoder, full=True).pace_from.startswith("measured now")
+    # One small article more: the recorded pace holds.
+    (corpus / "more.txt").unlink()
+    (corpus / "short.txt").write_text("标题\n\n新增的一段话。", encoding="utf-8")
+    assert "last build" in estimate_build(settings, encoder=fake_encoder).pace_from

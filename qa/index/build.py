@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.embed.base import passage_encoder
+from qa.embed.base import BULK_FROM_TEXTS, passage_encoder
 from qa.errors import CorpusError, IndexCorruptError, QAError
 from qa.index.embedding import embedding_texts, encode_in_batches, sentence_rows
 from qa.index.freshness import read_with_digest
@@ -304,8 +304,9 @@ def estimate_build(settings: Settings | None = None, *, encoder=None, full: bool
     that takes, without writing anything or taking the build lock.
 
     The pace is the one the last build of this index recorded (manifest
-    "embedding_pace", same model), else measured here on `CALIBRATION_TEXTS` of the
-    texts to embed (loading the model, or using `encoder`). Files are read and hashed
+    "embedding_pace", same model, a build as large), else measured here on
+    `CALIBRATION_TEXTS` of the texts to embed with the encoder the build would use
+    (loading the model, or using `encoder`); the model's load is not counted. Files are read and hashed
     as a build reads them (scans that need OCR are read by OCR); only added and changed
     articles are chunked.
 
@@ -340,20 +341,24 @@ def estimate_build(settings: Settings | None = None, *, encoder=None, full: bool
     )
     if not texts:
         return BuildEstimate(**counts)
-    rate, source = _recorded_pace(index_dir, settings)
+    rate, source = _recorded_pace(index_dir, settings, len(texts))
     if rate is None:
         rate, source = _calibrate(texts, settings, encoder)
     return BuildEstimate(**counts, texts_per_s=rate, pace_from=source, seconds=len(texts) / rate)
 
 
-def _recorded_pace(index_dir: Path, settings: Settings) -> tuple[float | None, str]:
-    """The texts/s the last build recorded, if it embedded with the model these settings name."""
+def _recorded_pace(index_dir: Path, settings: Settings, texts: int) -> tuple[float | None, str]:
+    """The texts/s the last build recorded, if it embedded with the model these settings
+    name and as many texts as `texts` on the same side of `BULK_FROM_TEXTS` (a large
+    build may embed with another encoder: bf16 passages, 1.5x the pace)."""
     try:
         manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None, ""
     pace = manifest.get("embedding_pace") if isinstance(manifest, dict) else None
     if not isinstance(pace, dict) or settings_changes(manifest, settings) or not pace.get("texts_per_s"):
+        return None, ""
+    if (int(pace.get("texts") or 0) >= BULK_FROM_TEXTS) != (texts >= BULK_FROM_TEXTS):
         return None, ""
     when = str(pace.get("measured_at", ""))[:10]
     return float(pace["texts_per_s"]), f"the pace of the last build, {pace.get('texts')} texts on {when}"
