@@ -62,9 +62,10 @@ def _load(settings: Settings, backend: str, device: str) -> Encoder:
         # from it (43 texts/s against 45) and 4-bit passages moved a seed answer, so
         # passages stay fp32 (the graph loaded only when a build embeds) or bf16 below.
         questions = OnnxEncoder(model_dir, ensure_onnx_model(model_dir, "q4"), name, batch_size=8)
-        # A large build's passages in bf16 where the CPU has it: 1.6x the texts/s of fp32
-        # at cosine >= 0.99998 to it (docs/speed.md, "bf16 passages"); torch's import is
-        # paid only by a build with enough texts to repay it (BULK_FROM_TEXTS).
+        # A large build's passages in bf16 where the CPU has it: 1.5x the texts/s of fp32
+        # at cosine >= 0.99998 to it; torch's import is paid only by a build with enough
+        # texts to repay it (BULK_FROM_TEXTS). See docs/speed.md, "bf16 passages for
+        # large builds (issue 19, third round)".
         bulk = (lambda: _bf16_encoder(model_dir, name)) if cpu_has_bf16() else None
         return SplitEncoder(
             questions, lambda: OnnxEncoder(model_dir, ensure_onnx_model(model_dir, "fp32"), name), load_bulk=bulk

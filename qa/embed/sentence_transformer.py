@@ -86,11 +86,12 @@ class Bf16Encoder:
     products in bfloat16 (`torch.autocast`), for the passages of large builds.
 
     Where the CPU multiplies bf16 natively (`qa.embed.base.cpu_has_bf16`) a matrix product
-    takes half the time of fp32's, and the vectors stay at cosine >= 0.99998 to fp32's
-    (docs/speed.md, "bf16 passages"), so they share an index with them. A call holds the
-    GIL only between torch's operations, so a build runs one call per core
-    (`concurrency`), each on `model_threads()` threads. The tokens are the folder's own,
-    as for the ONNX encoders (`FolderTokenizer`).
+    takes half the time of fp32's, and the vectors stay at cosine >= 0.99998 to fp32's,
+    so they share an index with them. A call holds the GIL only between torch's
+    operations, so a build runs one call per core (`concurrency`), each on
+    `model_threads()` threads. The tokens are the folder's own, as for the ONNX encoders
+    (`FolderTokenizer`). Figures: docs/speed.md, "bf16 passages for large builds (issue
+    19, third round)".
     """
 
     def __init__(self, model_dir: Path, name: str, batch_size: int = 32, threads: int | None = None) -> None:
