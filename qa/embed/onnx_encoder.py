@@ -6,18 +6,17 @@ less and a process starts faster than with `qa.embed.sentence_transformer`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from qa.embed.base import core_workers, model_threads
 from qa.embed.base import first_line as _first_line
-from qa.embed.tokenizer import FolderTokenizer
+from qa.embed.tokenizer import FolderTokenizer, TokenizedEncoder
 from qa.errors import ModelError
 
 
-class OnnxEncoder:
+class OnnxEncoder(TokenizedEncoder):
     """An Encoder running an ONNX export of a sentence-transformers folder with onnxruntime.
 
     The graph holds the model, mean pooling and normalisation (qa/embed/onnx_export.py); the
@@ -55,25 +54,8 @@ class OnnxEncoder:
         dim = self._session.get_outputs()[0].shape[-1]
         self.dimension = int(dim) if isinstance(dim, int) else int(self._encode(["dimension probe"]).shape[1])
 
-    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode([self.tokens.passage_prefix + text for text in texts])
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode([self.tokens.query_prefix + text for text in texts])
-
-    def token_count(self, text: str) -> int:
-        return self.tokens.token_count(text)
-
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
-        out: np.ndarray | None = None
-        for rows, ids, mask in self.tokens.batches(texts, self.batch_size):
-            vectors = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-            if out is None:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[rows] = vectors
-        return out
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
 
     def __repr__(self) -> str:
         return f"OnnxEncoder({self.name!r})"

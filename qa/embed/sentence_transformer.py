@@ -14,7 +14,7 @@ import numpy as np
 
 from qa.embed.base import PASSAGE_PROMPT, QUERY_PROMPT, core_workers, model_threads
 from qa.embed.base import first_line as _first_line
-from qa.embed.tokenizer import FolderTokenizer
+from qa.embed.tokenizer import FolderTokenizer, TokenizedEncoder
 from qa.errors import ModelError
 from qa.settings import BUNDLED_MODEL
 
@@ -81,7 +81,7 @@ class SentenceTransformerEncoder:
         return f"SentenceTransformerEncoder({self.name!r}, device={self.device!r})"
 
 
-class Bf16Encoder:
+class Bf16Encoder(TokenizedEncoder):
     """An Encoder running a sentence-transformers folder on the CPU with torch, its matrix
     products in bfloat16 (`torch.autocast`), for the passages of large builds.
 
@@ -118,32 +118,16 @@ class Bf16Encoder:
         except Exception as e:  # torch, tokenizers, OS and autocast errors all mean the same thing here
             raise ModelError(f"cannot load the bf16 passage model from {model_dir}: {_first_line(e)}") from e
 
-    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode([self.tokens.passage_prefix + text for text in texts])
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode([self.tokens.query_prefix + text for text in texts])
-
-    def token_count(self, text: str) -> int:
-        return self.tokens.token_count(text)
-
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         torch = self._torch
-        out: np.ndarray | None = None
-        for rows, ids, mask in self.tokens.batches(texts, self.batch_size):
-            features = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-            # inference_mode and autocast are per thread, so concurrent calls each set them.
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-                pooled = self._model(features)["sentence_embedding"]
-            vectors = pooled.float().numpy()
-            # Normalised again in fp32: the model's own Normalize ran under autocast.
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-            if out is None:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[rows] = vectors
-        if out is None:
-            return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
-        return out
+        features = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        # inference_mode and autocast are per thread, so concurrent calls each set them.
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            pooled = self._model(features)["sentence_embedding"]
+        vectors = pooled.float().numpy()
+        # Normalised again in fp32: the model's own Normalize ran under autocast.
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
     def __repr__(self) -> str:
         return f"Bf16Encoder({self.name!r})"

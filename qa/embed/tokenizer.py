@@ -1,4 +1,5 @@
-"""A sentence-transformers folder's own tokenizer, prompts and padding, as batches of ids.
+"""A sentence-transformers folder's own tokenizer, prompts and padding, as batches of ids,
+and `TokenizedEncoder`, the Encoder methods of the encoders that run on such batches.
 
 Shared by the encoders that run the model outside sentence-transformers' `encode`
 (onnxruntime's fp32 and 4-bit graphs, torch in bf16), so every one of them sees the
@@ -66,6 +67,38 @@ class FolderTokenizer:
                 ids[i, : len(tokens)] = tokens
                 mask[i, : len(tokens)] = 1
             yield rows, ids, mask
+
+
+class TokenizedEncoder:
+    """The Encoder methods over a `FolderTokenizer`: prompts, token counts, texts in
+    length-sorted batches, rows back in order. A subclass sets `tokens`, `batch_size`
+    and `dimension`, and runs one batch of ids (`_run`: float32 rows, L2-normalised)."""
+
+    tokens: FolderTokenizer
+    batch_size: int
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.tokens.passage_prefix + text for text in texts])
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.tokens.query_prefix + text for text in texts])
+
+    def token_count(self, text: str) -> int:
+        return self.tokens.token_count(text)
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
+        out: np.ndarray | None = None
+        for rows, ids, mask in self.tokens.batches(texts, self.batch_size):
+            vectors = self._run(ids, mask)
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+        return out
 
 
 def _read_json(path: Path) -> dict:
