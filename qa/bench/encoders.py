@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.embed.tokenizer import TokenizedEncoder
 from qa.eval.checkout import ROOT
 from qa.eval.timing import percentile, timed_ms
 from qa.settings import Settings
@@ -86,8 +87,9 @@ class Option:
         self.texts_per_s: list[float] = []
 
 
-class OpenVinoEncoder:
-    """The ONNX export run by OpenVINO's CPU plugin (bench only: not a product backend)."""
+class OpenVinoEncoder(TokenizedEncoder):
+    """The ONNX export run by OpenVINO's CPU plugin (bench only: not a product backend),
+    on the ONNX encoder's own tokens; a build's batch of up to 32 texts is one call."""
 
     def __init__(self, onnx_encoder, onnx_file: Path, threads: int):
         import openvino as ov
@@ -97,21 +99,12 @@ class OpenVinoEncoder:
         config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         self._compiled = core.compile_model(core.read_model(str(onnx_file)), "CPU", config)
         self._request = self._compiled.create_infer_request()
-        self._tok = onnx_encoder  # borrow its tokenizer and prefixes
+        self.tokens, self.batch_size = onnx_encoder.tokens, 32
         self.name, self.dimension = onnx_encoder.name, onnx_encoder.dimension
 
-    def _run(self, texts):
-        rows, ids, mask = next(self._tok.tokens.batches(texts, len(texts)))  # all in one batch
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         result = self._request.infer({"input_ids": ids, "attention_mask": mask})
-        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        vectors[rows] = np.asarray(next(iter(result.values())), dtype=np.float32)
-        return vectors
-
-    def encode_passages(self, texts):
-        return self._run([self._tok.tokens.passage_prefix + t for t in texts])
-
-    def encode_queries(self, texts):
-        return self._run([self._tok.tokens.query_prefix + t for t in texts])
+        return np.asarray(next(iter(result.values())), dtype=np.float32)
 
 
 def make_options(names: list[str], settings: Settings) -> list[Option]:

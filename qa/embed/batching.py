@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qa.embed.base import concurrency_of, core_workers, passage_encoder
+from qa.embed.base import core_workers, passage_encoder
 
 
 @dataclass
@@ -81,10 +81,6 @@ class BatchingEncoder:
         if request.error is not None:
             raise request.error
         return request.vectors
-
-    @property
-    def concurrency(self) -> int:
-        return concurrency_of(self.encoder)
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode_passages(texts)
