@@ -533,3 +533,46 @@ def test_a_bf16_model_that_cannot_load_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="cannot load the bf16 passage model") as caught:
         Bf16Encoder(tmp_path, BUNDLED_MODEL)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.model
+def test_a_gpu_asked_for_where_torch_has_none_is_a_one_line_model_error(model_cache):
+    """QA_DEVICE=cuda goes to the float16 GPU encoder; where torch cannot use a GPU the
+    user is told to unset QA_DEVICE, not that the model folder is wrong."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    from qa.embed.factory import load_encoder
+
+    with pytest.raises(ModelError) as info:
+        load_encoder(Settings.load(cache_dir=model_cache, device="cuda:1"))
+    message = str(info.value)
+    assert "on cuda:1" in message and "unset QA_DEVICE" in message and "\n" not in message
+
+
+def test_a_gpu_build_gets_the_float16_encoder_and_batches_of_its_size(model_cache, monkeypatch):
+    """On a GPU the bundled model runs as `CudaEncoder` (float16, batches of 256), and a
+    build hands it whole batches of that size: not run on a GPU here (none is lent to
+    tests), so the choice and the batching are checked with a stand-in for the model."""
+    import qa.embed.sentence_transformer as st
+    from qa.embed.factory import load_encoder
+    from qa.index.embedding import encode_in_batches
+
+    calls = []
+
+    class Recorded(st.CudaEncoder):
+        def __init__(self, model_dir, name, device="cuda", batch_size=256):
+            self.name, self.device, self.batch_size, self.concurrency = name, device, batch_size, 2
+            self.model_dir = model_dir
+
+        def encode_passages(self, texts):
+            calls.append(len(texts))
+            return np.ones((len(texts), 384), dtype=np.float32)
+
+    monkeypatch.setattr(st, "CudaEncoder", Recorded)
+    encoder = load_encoder(Settings.load(cache_dir=model_cache, device="cuda:0"))
+    assert (
+        isinstance(encoder, Recorded) and encoder.device == "cuda:0" and (encoder.model_dir / "modules.json").is_file()
+    )
+    encode_in_batches(encoder, [f"第{i}句。" for i in range(600)], progress=False)
+    assert sorted(calls, reverse=True) == [256, 256, 88]

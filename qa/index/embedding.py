@@ -86,6 +86,8 @@ def encode_in_batches(
 
     # A large build may go to another encoder (bf16 passages, `SplitEncoder.for_texts`).
     encoder = passage_encoder(encoder, len(texts))
+    # An encoder made for larger batches (a GPU's: `CudaEncoder`) gets whole ones a call.
+    batch_size = max(batch_size, _own_batch_size(encoder))
     order = np.argsort([-len(text) for text in texts], kind="stable")
     batches = [order[begin : begin + batch_size] for begin in range(0, len(texts), batch_size)]
 
@@ -109,6 +111,13 @@ def encode_in_batches(
                 bar.set_postfix_str(f"{pace:.2f} articles/s", refresh=False)
             bar.update(len(rows))
     return vectors
+
+
+def _own_batch_size(encoder: object) -> int:
+    try:
+        return int(getattr(encoder, "batch_size", 0) or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def in_order(work: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
