@@ -9,6 +9,8 @@ from conftest import REPO
 
 SIZES = (300, 1200)
 ARCHIVE = 12  # generated articles, beside the 4 bundled ones
+UPDATE = 400  # passages the update section adds one article to
+USERS = 3
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,14 @@ def run(bench, tmp_path_factory):
         "3",
         "--news-corpus",  # the bundled articles stand in for a news archive here
         str(REPO / "corpus"),
+        "--update-passages",
+        str(UPDATE),
+        "--users",
+        str(USERS),
+        "--user-questions",
+        "3",
+        "--gpu-device",  # the GPU section's workings on the CPU (no GPU is lent to tests)
+        "cpu",
     ]
     import contextlib
     import io
@@ -62,7 +72,20 @@ def run(bench, tmp_path_factory):
 
 def test_json_has_every_section(run):
     report, _ = run
-    for section in ("meta", "product", "news_build", "langchain", "warm", "recall", "archive", "scale", "goals"):
+    for section in (
+        "meta",
+        "product",
+        "news_build",
+        "langchain",
+        "warm",
+        "recall",
+        "archive",
+        "scale",
+        "update",
+        "users",
+        "gpu",
+        "goals",
+    ):
         assert section in report, section
     meta = report["meta"]
     assert meta["cpus"] >= 1 and len(meta["load_average_before"]) == 3 and meta["commit"]
@@ -122,15 +145,69 @@ def test_table_names_every_goal_with_a_verdict(run):
     from qa.bench.report import GOALS
 
     report, table = run
-    for section in ("## Product", "## Beside the LangChain recipe", "## Archive", "## Scale", "## Goals"):
+    for section in (
+        "## Product",
+        "## Beside the LangChain recipe",
+        "## Archive",
+        "## Scale",
+        "## Update",
+        "## Users",
+        "## GPU",
+        "## Goals",
+    ):
         assert section in table
     for goal in GOALS:
-        says = goal.says.replace("the largest size", f"{SIZES[-1]:,} passages").replace(
-            "the archive", f"{ARCHIVE} articles"
+        says = (
+            goal.says.replace("the largest size", f"{SIZES[-1]:,} passages")
+            .replace("the archive", f"{ARCHIVE} articles")
+            .replace("the update size", f"{report['update']['passages']:,} passages")
+            .replace("many users", f"{USERS} users")
+            .replace("GPU:", "GPU section on cpu (a smoke run, not the goal):")
         )
         line = next(line for line in table.splitlines() if line.startswith(f"| {says} |"))
         assert line.rstrip(" |").endswith(("met", "NOT MET")), line
         assert report["goals"][goal.key]["met"] in (True, False)
+
+
+def test_users_section_asks_one_user_then_many_through_the_json_api(run):
+    """Issue 19's many-users goals from one server: every question answered, the
+    throughput ratio and the p95 against the queueing bound from the same two runs."""
+    report, table = run
+    users = report["users"]
+    single, many = users["single"], users["concurrent"]
+    assert users["users"] == USERS and single["questions"] == 3 and many["questions"] == USERS * 3
+    assert single["errors"] == many["errors"] == users["errors"] == 0
+    assert users["throughput_over_single"] == pytest.approx(
+        many["questions_per_s"] / single["questions_per_s"], rel=0.01
+    )
+    bound_ms = USERS / many["questions_per_s"] * 1000
+    assert users["p95_over_queueing_bound"] == pytest.approx(many["p95_ms"] / bound_ms, rel=0.01)
+    goals = report["goals"]
+    assert goals["users_throughput_over_single"]["value"] == pytest.approx(users["throughput_over_single"], abs=0.001)
+    assert goals["users_errors"]["value"] == 0 and goals["users_errors"]["met"] is True
+    assert f"| {USERS} users at once |" in table
+
+
+def test_update_section_adds_one_article_with_the_real_model(run):
+    report, table = run
+    update = report["update"]
+    assert 300 <= update["passages"] <= 500 and update["embedded"] > 0
+    assert report["goals"]["update_seconds"]["value"] == pytest.approx(update["seconds"], abs=0.001)
+    assert f"one article added to a {update['passages']:,}-passage index: " in table
+
+
+def test_gpu_section_times_the_build_against_the_raw_forward_pass(run):
+    """On the CPU here (no GPU is lent to tests): the same texts a build embeds, both
+    timings run, and the goal is their ratio."""
+    report, table = run
+    gpu, product = report["gpu"], report["product"]
+    assert gpu["device"] == "cpu" and gpu["vectors_finite"]
+    # The distinct texts of the bundled corpus's build (a one-sentence passage is one text).
+    assert product["passages"] < gpu["texts"] <= product["texts_embedded"] and gpu["tokens"] > gpu["texts"]
+    ratio = gpu["build_texts_per_s"] / gpu["raw_forward_texts_per_s"]
+    assert gpu["build_over_raw_forward"] == pytest.approx(ratio, rel=0.01)
+    assert report["goals"]["gpu_build_over_raw_forward"]["value"] == pytest.approx(ratio, rel=0.01)
+    assert "## GPU (qa/bench/gpu.py)" in table and "raw forward" in table
 
 
 def test_archive_measures_the_whole_product_against_the_bundled_corpus(run):

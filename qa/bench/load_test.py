@@ -154,11 +154,13 @@ def _get_json(url: str, path: str, method: str = "GET", body: dict | None = None
         connection.close()
 
 
-def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
-    """app.py on copies of corpus/ and index/ in `workdir`; returns once it answers."""
-    shutil.copytree(REPO / "corpus", workdir / "corpus")
-    if (REPO / "index").exists():
-        shutil.copytree(REPO / "index", workdir / "index")
+def start_server(
+    workdir: Path, corpus: Path = REPO / "corpus", index: Path = REPO / "index"
+) -> tuple[subprocess.Popen, str]:
+    """app.py on copies of `corpus` and `index` (when built) in `workdir`; returns once it answers."""
+    shutil.copytree(corpus, workdir / "corpus")
+    if index.exists():
+        shutil.copytree(index, workdir / "index")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -218,6 +220,44 @@ class Rebuilder(threading.Thread):
             else:
                 self.finished += 1
                 self.seconds.append(time.perf_counter() - began)
+
+
+# -- the bench's section ------------------------------------------------------------------------
+
+
+def measure_users(users: int, per_user: int, corpus: Path, index: Path) -> dict:
+    """Issue 19's many-users goals from one server (app.py on copies of `corpus` and
+    `index`): one user asking `per_user` questions back to back, then `users` users at
+    once asking as many each; their throughputs' ratio, the errors, and the p95 against
+    the queueing bound (users / throughput: how long a question waits when every user
+    always has one in flight). scripts/bench.py's "users" section."""
+    questions = load_questions()
+    workdir = Path(tempfile.mkdtemp(prefix="qa-bench-users-"))
+    try:
+        server, url = start_server(workdir, corpus, index)
+        try:
+            run_clients(lambda: HttpClient(url), questions, 1, 20)  # warm-up: every path loaded
+            single = run_clients(lambda: HttpClient(url), questions, 1, per_user)
+            many = run_clients(lambda: HttpClient(url), questions, users, per_user)
+            batching = _get_json(url, "/api/status")[1].get("batching")
+        finally:
+            server.terminate()
+            server.wait(30)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    bound_ms = users / many["questions_per_s"] * 1000
+    return {
+        "users": users,
+        "questions_per_user": per_user,
+        "distinct_questions": len(questions),
+        "single": single,
+        "concurrent": many,
+        "batching": batching,
+        "throughput_over_single": round(many["questions_per_s"] / single["questions_per_s"], 3),
+        "errors": single["errors"] + many["errors"],
+        "queueing_bound_ms": round(bound_ms, 1),
+        "p95_over_queueing_bound": round(many["p95_ms"] / bound_ms, 3),
+    }
 
 
 # -- main ---------------------------------------------------------------------------------------

@@ -59,6 +59,31 @@ GOALS = (
         1.5,
         True,
     ),
+    Goal(
+        "update_seconds",
+        "seconds to add one article to an index of the update size (real model, warm)",
+        10.0,
+        True,
+    ),
+    Goal(
+        "users_throughput_over_single",
+        "many users at once through POST /api/ask: questions/s / one user's",
+        2.5,
+        False,
+    ),
+    Goal("users_errors", "many users at once and one user: questions that failed", 0.0, True),
+    Goal(
+        "users_p95_over_queueing_bound",
+        "many users at once: p95 / the queueing bound (users / questions per second)",
+        1.5,
+        True,
+    ),
+    Goal(
+        "gpu_build_over_raw_forward",
+        "GPU: a build's embedding texts/s / the raw forward pass's, same texts",
+        0.7,
+        False,
+    ),
 )
 
 
@@ -72,6 +97,12 @@ def says_for(goal: Goal, goals: dict) -> str:
         says = says.replace("the largest size", f"{goals['largest_size']:,} passages")
     if "archive_articles" in goals:
         says = says.replace("the archive", f"{goals['archive_articles']:,} articles")
+    if "update_passages" in goals:
+        says = says.replace("the update size", f"{goals['update_passages']:,} passages")
+    if "users" in goals:
+        says = says.replace("many users", f"{goals['users']} users")
+    if goals.get("gpu_device") == "cpu":
+        says = says.replace("GPU:", f"GPU section on {goals['gpu_device']} (a smoke run, not the goal):")
     return says
 
 
@@ -114,6 +145,18 @@ def goal_values(report: dict) -> dict:
         extra_out = {"archive_articles": ratios["largest_size"]}
     else:
         extra_out = {}
+    update, users, gpu = report.get("update"), report.get("users"), report.get("gpu", {})
+    if update:
+        values["update_seconds"] = update["seconds"]
+        extra_out["update_passages"] = update["passages"]
+    if users:
+        values["users_throughput_over_single"] = users["throughput_over_single"]
+        values["users_errors"] = users["errors"]
+        values["users_p95_over_queueing_bound"] = users["p95_over_queueing_bound"]
+        extra_out["users"] = users["users"]
+    if "build_over_raw_forward" in gpu:
+        values["gpu_build_over_raw_forward"] = gpu["build_over_raw_forward"]
+        extra_out["gpu_device"] = gpu["device"]
     out = {}
     for goal in GOALS:
         value = values[goal.key]
@@ -360,6 +403,7 @@ def format_report(report: dict) -> str:
         if archive.get("profile"):
             lines += format_profile(archive["profile"])
         lines.append("")
+    lines += format_update_users_gpu(report)
     goals = report.get("goals", {})
     rows = []
     for goal in GOALS:
@@ -376,3 +420,46 @@ def format_report(report: dict) -> str:
         f"{meta.get('load_average_after', '-')} after; commit {meta['commit']}; {meta.get('wall_s', '-')} s in all"
     )
     return "\n".join(lines)
+
+
+def format_update_users_gpu(report: dict) -> list[str]:
+    """The update, users and GPU sections' own lines (their goals are in the goal table)."""
+    lines: list[str] = []
+    update = report.get("update")
+    if update:
+        from qa.bench.update import format_scale
+
+        lines += [
+            "## Update (qa/bench/update.py: stand-in vectors for the kept index, the real model for the article)",
+            "",
+        ]
+        lines += [format_scale(update), ""]
+    users = report.get("users")
+    if users:
+        lines += [
+            f"## Users (qa/bench/load_test.py: POST /api/ask, {users['distinct_questions']} distinct questions)",
+            "",
+        ]
+        rows = [
+            (name, f["questions"], f["errors"], f["p50_ms"], f["p95_ms"], f["p99_ms"], f["questions_per_s"])
+            for name, f in (("one user", users["single"]), (f"{users['users']} users at once", users["concurrent"]))
+        ]
+        lines += _table(("run", "questions", "errors", "p50 ms", "p95 ms", "p99 ms", "questions/s"), rows)
+        lines += [
+            f"\nQueueing bound {users['queueing_bound_ms']} ms; micro-batches: {users.get('batching') or '-'}",
+            "",
+        ]
+    gpu = report.get("gpu")
+    if gpu:
+        lines += ["## GPU (qa/bench/gpu.py)", ""]
+        if "skipped" in gpu:
+            lines += [f"Not run: {gpu['skipped']}.", ""]
+        else:
+            lines += [
+                f"{gpu['device_name']} ({gpu['device']}), {gpu['encoder']}, {gpu['dtype']}, batches of "
+                f"{gpu['batch_size']}: {gpu['texts']:,} texts ({gpu['tokens']:,} tokens); build "
+                f"{gpu['build_texts_per_s']} texts/s ({gpu['build_s']} s), raw forward "
+                f"{gpu['raw_forward_texts_per_s']} texts/s ({gpu['raw_forward_s']} s).",
+                "",
+            ]
+    return lines

