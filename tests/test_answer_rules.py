@@ -91,3 +91,32 @@ def test_weighted_rrf_on_a_hand_computed_case():
     fused = rrf([dense, lexical], [1.0, 0.5])
     assert fused == pytest.approx([1 / 61, 1 / 62 + 0.5 / 61, 1 / 63 + 0.5 / 62])
     assert list(np.argsort(-fused)) == [1, 2, 0]
+
+
+@pytest.mark.parametrize(
+    "question, answering, not_answering",
+    [
+        # A count in Chinese numerals before a measure word outside the first list held no
+        # number, so a passage with 两千名 outranked the one with the answer (八十支).
+        (
+            "龙舟比赛有多少支队伍参加？",
+            "南宁今天举行了龙舟比赛，共有八十支队伍参加。",
+            "深圳今天举行游泳比赛，共有两千名选手参加。",
+        ),
+        ("今年春茶产量是多少？", "西湖龙井今年春茶产量达到八百吨。", "西湖龙井的茶园在杭州西湖一带。"),
+        ("这座大桥全长多少米？", "青秀大桥全长一千二百米。", "青秀大桥是南宁市新建的大桥。"),
+        ("新区面积有多少平方公里？", "新区规划面积约一百二十三平方公里。", "新区位于城市东北部。"),
+        ("出口增长了多少？", "出口增长了百分之十二。", "出口形势总体平稳。"),
+    ],
+)
+def test_a_count_in_chinese_numerals_is_an_answer_of_its_measure_word(question, answering, not_answering):
+    expected = expected_answer(question)
+    assert expected.kind == QUANTITY
+    assert sentence_fits(expected, answering)
+    assert not sentence_fits(expected, not_answering)
+
+
+def test_words_with_a_numeral_that_are_not_counts_hold_no_number():
+    anything = expected_answer("有多少？")
+    for sentence in ("他们一起参加了比赛。", "其中一部分人留了下来。", "此事一分为二地看。"):
+        assert not sentence_fits(anything, sentence), sentence

@@ -18,18 +18,25 @@ LIST = "list"
 TIME = "time"
 
 _NUMERAL = r"(?:\d[\d.,]*|[零一二两三四五六七八九十百千万亿]+)"
-_CLASSIFIERS = "个家所项次份条处人名位种点倍元年天月届场批只台辆座"
+# Measure words and units a counted answer is given in (八十支队伍, 八百吨, 三公里):
+# a numeral in Chinese characters counts as a number only before one of them. Not
+# 起, 部 or 分, whose 一起 (together), 一部分 (a part) and 一分为二 are not counts.
+# Longest first, so 多少平方米 asks for 平方米, not 米.
+_UNITS = (
+    "人次|平方公里|平方千米|平方米|立方米|公里|千米|公斤|千克|公顷|小时|分钟|美元|港元|欧元|英镑|日元"
+    "|[个家所项次份条处人名位种点倍元年天月届场批只台辆座支吨米亩斤克架艘本张件栋户头匹篇首幅棵间层岁秒周枚颗块例宗轮期]"
+)
 
 _TIME_QUESTION = re.compile(r"哪一?年|哪个月|哪天|何时|什么时候|几月|几号|\bwhen\b|\bwhat year\b|\bwhich year\b")
 _QUANTITY_QUESTION = re.compile(
-    rf"(?:多少|几)(人次|[{_CLASSIFIERS}])?|多大|多长|多高|多远|百分之几"
+    rf"(?:多少|几)({_UNITS})?|多大|多长|多高|多远|百分之几"
     r"|\bhow (?:many|much|large|big|long|far|often)\b|\bwhat (?:percentage|share|number)\b"
 )
 _LIST_QUESTION = re.compile(r"哪些|哪几|哪两|有什么|\bwhat are\b|\bname the\b")
 _PAIR = re.compile(r"哪两|两个|\btwo\b")
 
 _DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}-\d{2}")
-_ANY_NUMBER = re.compile(rf"\d|{_NUMERAL}(?:余|多)?[{_CLASSIFIERS}]")
+_ANY_NUMBER = re.compile(rf"\d|{_NUMERAL}(?:余|多)?(?:{_UNITS})|百分之")
 
 
 @dataclass(frozen=True)
