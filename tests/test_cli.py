@@ -88,6 +88,18 @@ def test_ask_without_an_index_names_qa_build(tmp_path, tiny_corpus):
     assert_user_error(result, "qa build", str(empty))
 
 
+def test_an_index_path_that_is_a_file_is_one_line_for_ask_and_status(tmp_path, tiny_corpus):
+    """Was a NotADirectoryError traceback (qa build already refused such a path)."""
+    afile = tmp_path / "index.txt"
+    afile.write_text("my notes\n", encoding="utf-8")
+    result = run_qa("ask", MEMORANDA, cwd=tmp_path, corpus=tiny_corpus, index=afile)
+    assert_user_error(result, "is a file, not an index folder", "QA_INDEX_DIR")
+    status = run_qa("status", cwd=tmp_path, corpus=tiny_corpus, index=afile)
+    assert status.returncode != 0 and "Traceback" not in status.stderr + status.stdout
+    assert "is a file, not an index folder" in status.stdout + status.stderr
+    assert afile.read_text(encoding="utf-8") == "my notes\n"  # left as it was
+
+
 def test_build_with_a_missing_corpus(tmp_path):
     missing = tmp_path / "no-such-corpus"
     result = run_qa("build", "-q", cwd=tmp_path, corpus=missing, index=tmp_path / "index")

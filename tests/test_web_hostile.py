@@ -118,12 +118,31 @@ def locked_server(tiny):  # noqa: F811
         (json.dumps({"question": QUESTION, "date_from": "0000-00-00"}).encode(), "0000-00-00"),
         (json.dumps({"question": QUESTION, "date_to": "2024-02-30"}).encode(), "2024-02-30"),
         (json.dumps({"question": "？？！!...,，。"}).encode(), "only punctuation"),  # was "found" x5
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # was a RecursionError, 500 in plain text
+        (b'{"question": "ok", "history": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", "nested too deeply"),
     ],
 )
 def test_a_malformed_request_gets_400_and_one_line(open_server, body, why):
     status, _, text = request(open_server, "/api/ask", body)
     assert status == 400, text
     assert why in one_line_error(text)
+
+
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        (b'{"full": "false"}', "full must be true or false"),  # a non-empty string: was a full rebuild
+        (b'{"full": 0}', "full must be true or false"),
+        (b'{"ful": true}', "unknown field 'ful'"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
+)
+def test_a_malformed_rebuild_request_gets_400_and_starts_nothing(open_server, body, why):
+    status, _, text = request(open_server, "/api/rebuild", body)
+    assert status == 400, text
+    assert why in one_line_error(text)
+    status, _, text = request(open_server, "/api/status", method="GET")
+    assert status == 200 and not json.loads(text)["rebuild"].get("running")
 
 
 def gradio_search(port, raw_arguments: bytes) -> dict:

@@ -82,6 +82,10 @@ def load_index(settings: Settings | None = None) -> SearchIndex:
                     break
                 time.sleep(0.02)
                 continue
+            if index_dir.exists() and not index_dir.is_dir():
+                raise IndexNotFoundError(
+                    f"{index_dir} is a file, not an index folder; set QA_INDEX_DIR (index_dir) to a folder"
+                )
             restore_interrupted_swap(index_dir)
             if _manifest_stamp(index_dir) is not None:
                 continue

@@ -101,10 +101,13 @@ async def read_json(request: Request, *, required: bool = True) -> tuple[object,
         return None, _error(NOT_AN_OBJECT, 400) if required else None
     try:
         body = json.loads(raw)
+        lone_surrogate = has_lone_surrogate(body)
     except ValueError as error:  # UnicodeDecodeError included
         reason = getattr(error, "msg", None) or "not UTF-8"
         return None, _error(f"the request body is not valid JSON ({reason}); {NOT_AN_OBJECT}", 400)
-    if has_lone_surrogate(body):
+    except RecursionError:  # [[[[...]]]] nested deeper than the parser (or the check) goes
+        return None, _error(f"the request body is nested too deeply; {NOT_AN_OBJECT}", 400)
+    if lone_surrogate:
         return None, _error(NOT_UNICODE, 400)
     if not isinstance(body, dict):
         return None, _error(NOT_AN_OBJECT, 400)
@@ -174,7 +177,15 @@ def make_api(service: ChatService) -> FastAPI:
         body, problem = await read_json(request, required=False)
         if problem:
             return problem
-        started = service.start_rebuild(full=bool((body or {}).get("full", False)))
+        body = body or {}
+        unknown = sorted(set(body) - {"full"})
+        if unknown:
+            return _error(f'unknown field {unknown[0]!r}; the body is {{"full": true}} or {{"full": false}}', 400)
+        full = body.get("full", False)
+        if not isinstance(full, bool):
+            # "false" is a non-empty string: read as truthy it would start a full rebuild.
+            return _error(f"full must be true or false, got {json.dumps(full)[:40]}", 400)
+        started = service.start_rebuild(full=full)
         return JSONResponse({"started": started, "status": service.status()}, status_code=202 if started else 409)
 
     async def malformed(request: Request, error: Exception) -> JSONResponse:
