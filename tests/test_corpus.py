@@ -110,6 +110,35 @@ def test_front_matter_without_closing_line_is_refused_not_read_as_text(tmp_path)
         load_article(path, tmp_path)
 
 
+@pytest.mark.parametrize(
+    "written, stored",
+    [
+        ("2023年5月1日", "2023-05-01"),
+        ("2023/5/1", "2023-05-01"),
+        ("2023-05-01 08:30", "2023-05-01"),
+        ("2021-8", "2021-08"),
+    ],
+)
+def test_a_front_matter_date_is_stored_in_the_form_the_date_filter_compares(tmp_path, written, stored):
+    """2023年5月1日 was stored as written, and compared as text it fell outside every
+    date range that holds it (年 sorts after -)."""
+    from qa.schema import Filter
+
+    path = tmp_path / "a.txt"
+    path.write_text(f"---\ntitle: 自行车\ndate: {written}\n---\n杭州举行自行车比赛。\n", encoding="utf-8")
+    article = load_article(path, tmp_path)
+    assert article.date == stored
+    assert Filter(date_from="2021-01-01", date_to="2023-12-31").allows(article)
+
+
+@pytest.mark.parametrize("written", ["not-a-date", "2024-02-30", "2023-13-01", "99999-01-01"])
+def test_a_front_matter_date_that_is_no_date_is_refused_with_the_form_to_use(tmp_path, written):
+    path = tmp_path / "a.txt"
+    path.write_text(f"---\ntitle: 马拉松\ndate: {written}\n---\n广州举行马拉松比赛。\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"a\.txt: the front matter's date .* is not a date; write it as YYYY-MM-DD"):
+        load_article(path, tmp_path)
+
+
 def test_gb18030_file_is_read(tmp_path):
     (tmp_path / "old.txt").write_bytes("旧文章标题\n这是一篇用国标编码保存的文章。".encode("gb18030"))
     [article] = load_corpus(tmp_path)

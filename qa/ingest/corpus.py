@@ -16,6 +16,7 @@ CorpusError whose message starts with the file's path and says what to do.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import re
@@ -40,6 +41,9 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 # its paragraph numbers for citations.
 SEARCHABLE_FIELDS = ("subtitle", "author", "caption")
 _DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+_ANY_DATE = re.compile(
+    r"(\d{4})(?:\s*(?:[-/.]|年)\s*(\d{1,2})(?:\s*(?:[-/.]|月)\s*(\d{1,2})\s*日?|\s*月)?)?\s*年?(?:$|[\sT])"
+)
 _SUFFIX_LIST = ", ".join(ARTICLE_SUFFIXES)
 
 
@@ -151,12 +155,19 @@ def load_article(
     if not cleaned.text.strip():
         raise CorpusError(f"{path}: has no article text after cleaning; add the text, or remove it")
     source = source_name(path, corpus_dir)
+    date = normalize_date(meta.get("date", ""))
+    if meta.get("date") and not date and path.suffix.lower() in TEXT_SUFFIXES:
+        # A front-matter date the filters would compare as text (2023年5月1日 sorts after
+        # 2023-12-31): refused like any other broken front matter, so it gets fixed.
+        raise CorpusError(
+            f"{path}: the front matter's date {meta['date'][:40]!r} is not a date; write it as YYYY-MM-DD"
+        )
     extra = [meta[name] for name in SEARCHABLE_FIELDS if meta.get(name) and meta[name] not in cleaned.text]
     return Article(
         source=source,
         title=meta.get("title") or guess_title(cleaned.text, path),
         text="\n".join([cleaned.text.rstrip("\n"), *extra]),
-        date=meta.get("date") or guess_date(cleaned.text) or document.file_date,
+        date=date or guess_date(cleaned.text) or document.file_date,
         publication=meta.get("publication") or cleaned.publication_hint,
         seed=meta.get("seed", ""),
         content_hash=hashlib.sha256(data).hexdigest(),
@@ -208,7 +219,26 @@ def guess_title(text: str, path: Path) -> str:
 def guess_date(text: str) -> str:
     """The first `YYYY年M月D日` near the start of the text, as YYYY-MM-DD, or ""."""
     match = _DATE.search(text[:600])
+    return normalize_date(match.group(0)) if match else ""
+
+
+def normalize_date(value: str) -> str:
+    """`value` as YYYY-MM-DD, YYYY-MM or YYYY (as precise as it is) when it is a real
+    date written 2023-05-01, 2023/5/1, 2023.05.01 or 2023年5月1日 (a time after it
+    ignored), else "". The date filters compare these strings, so every stored date
+    must have this one form.
+
+    Example:
+        >>> normalize_date("2023年5月1日"), normalize_date("2021-8"), normalize_date("2024-02-30")
+        ('2023-05-01', '2021-08', '')
+    """
+    match = _ANY_DATE.match(value.strip())
     if not match:
         return ""
-    year, month, day = (int(group) for group in match.groups())
-    return f"{year:04d}-{month:02d}-{day:02d}"
+    parts = [int(group) for group in match.groups() if group]
+    year, month, day = (parts + [1, 1])[:3]
+    try:
+        datetime.date(year, month, day)
+    except ValueError:  # 2024-02-30, month 13
+        return ""
+    return "-".join([f"{year:04d}", *(f"{part:02d}" for part in parts[1:])])
