@@ -476,6 +476,9 @@ def test_upload_adds_an_article_and_refuses_what_it_cannot_take(tmp_path):
         (".hidden.txt", b"x", "no usable name"),
         ("big.txt", b"x" * 2000, "the limit is"),
         ("empty.txt", b"  \n", "is empty"),
+        # Saved, these were said to be "added; indexing it now" and never indexed.
+        ("README.md", "成都建设人才公寓。".encode(), "never indexed; rename it"),
+        ("~$报告.docx", b"PK\x03\x04", "never indexed; rename it"),
     ]:
         with pytest.raises(QuestionError, match=why):
             service.add_article(name, data)

@@ -64,14 +64,17 @@ def article_files(corpus_dir: Path) -> list[Path]:
     files = sorted(
         path
         for path in corpus_dir.rglob("*")
-        if path.is_file()
-        and path.suffix.lower() in ARTICLE_SUFFIXES
-        and not path.name.startswith((".", "~$"))
-        and path.name.lower() != "readme.md"
+        if path.is_file() and path.suffix.lower() in ARTICLE_SUFFIXES and may_be_article(path.name)
     )
     if not files:
         raise CorpusError(f"corpus folder {corpus_dir} holds no article file ({_SUFFIX_LIST})")
     return files
+
+
+def may_be_article(name: str) -> bool:
+    """Whether a file of this name may be an article: dotfiles, README.md and Office
+    lock files (`~$name.docx`) never are, whatever they hold."""
+    return not name.startswith((".", "~$")) and name.lower() != "readme.md"
 
 
 def source_name(path: Path, corpus_dir: Path | None = None) -> str:

@@ -21,7 +21,7 @@ from qa.atomic import create_file
 from qa.embed.batching import BatchingEncoder
 from qa.errors import QAError, QuestionError, SettingsError
 from qa.index.read import load_index
-from qa.ingest.corpus import ARTICLE_SUFFIXES
+from qa.ingest.corpus import ARTICLE_SUFFIXES, may_be_article
 from qa.schema import Filter
 from qa.search.answer import answer
 from qa.search.followup import rewrite_followup
@@ -241,6 +241,11 @@ class ChatService:
             raise QuestionError("the file name is not valid UTF-8; rename it, e.g. article.txt") from None
         if not filename.lower().endswith(UPLOAD_SUFFIXES):
             raise QuestionError(f"{filename}: only {', '.join(UPLOAD_SUFFIXES)} files can be added")
+        if not may_be_article(filename):
+            # Saved, it would be left out of every build without a word.
+            raise QuestionError(
+                f"{filename}: README.md and ~$ lock files are never indexed; rename it, e.g. article.txt"
+            )
         if len(data) > self.web.max_upload_bytes:
             raise QuestionError(
                 f"{filename} is {len(data) // 1024} KiB; the limit is {self.web.max_upload_bytes // 1024} KiB"
