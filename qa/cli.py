@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import unicodedata
 from pathlib import Path
 
 from qa import __version__
@@ -42,6 +44,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def for_terminal(text: str, keep: tuple[str, ...] = ()) -> str:
+    """`text` safe to print on a terminal: control characters (an article's title or
+    file name may hold ESC sequences that recolour, retitle or clear the terminal, or a
+    newline that splits a citation) written as visible escapes, except the `keep`
+    strings (our own highlight codes)."""
+    if not any(unicodedata.category(char) == "Cc" for char in text):
+        return text
+    pieces = re.split(f"({'|'.join(map(re.escape, keep))})", text) if keep else [text]
+    return "".join(
+        piece
+        if piece in keep
+        else "".join(f"\\x{ord(char):02x}" if unicodedata.category(char) == "Cc" else char for char in piece)
+        for piece in pieces
+    )
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from qa.schema import Filter
     from qa.search.answer import answer, highlighted
@@ -62,8 +80,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for number, hit in enumerate(result.passages, 1):
         bold, reset = ("\033[1;33m", "\033[0m") if sys.stdout.isatty() else ("【", "】")
         label = f"  ({hit.evidence_label})" if hit.evidence_label else ""
-        print(f"[{number}] {hit.citation}{label}")
-        print(f"    {highlighted(hit, bold, reset)}")
+        print(f"[{number}] {for_terminal(hit.citation)}{label}")
+        print(f"    {for_terminal(highlighted(hit, bold, reset), keep=(bold, reset, chr(10)))}")
         print()
     return 0
 
@@ -75,7 +93,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, ensure_ascii=False, indent=2))
     elif status["state"] in ("missing", "unusable"):
-        print(f"index: {status['state']} - {status['problem']}")
+        print(f"index: {status['state']} - {for_terminal(status['problem'])}")
     else:
         print(
             f"index: {status['state']} - {status['articles']} articles, {status['passages']} passages, "
@@ -94,7 +112,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if status["building"]:
             print("a build is running now; questions are answered from this index until it finishes")
         for item in status["skipped"]:
-            print(f"skipped (not indexed): {item['reason']}")
+            print(f"skipped (not indexed): {for_terminal(item['reason'])}")
     return 0 if status["state"] == "ready" else 1
 
 
@@ -221,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except QAError as error:  # a user's mistake or a fixable state: one line, no traceback
-        print(f"qa: error: {error}", file=sys.stderr)
+        print(f"qa: error: {for_terminal(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qa: interrupted; the previous index (if any) is unchanged", file=sys.stderr)

@@ -113,6 +113,24 @@ def test_eval_on_a_missing_file(tmp_path, tiny_corpus):
     assert_user_error(result, str(missing))
 
 
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b"[1, 2, 3]\n", "a JSON object is needed, got list"),
+        ('{"id": "a", "q": "问题？", "gold": [5]}\n'.encode(), "gold must be a list of answer strings"),
+        # A string was read character by character: every metric silently wrong.
+        ('{"id": "a", "q": "问题？", "gold": "三百"}\n'.encode(), "gold must be a list of answer strings"),
+        (b'{"id": "a", "q": 7}\n', "q must be the question's text"),
+        (b"\xff\xfe\x00garbage", "is not UTF-8 text"),
+    ],
+)
+def test_eval_of_a_malformed_question_file_says_what_is_wrong(tmp_path, tiny_corpus, content, why):
+    path = tmp_path / "questions.jsonl"
+    path.write_bytes(content)
+    result = run_qa("eval", str(path), cwd=tmp_path, corpus=tiny_corpus, index=tmp_path / "none")
+    assert_user_error(result, str(path), why)
+
+
 @pytest.mark.parametrize("k", ["0", "51"])
 def test_k_out_of_range(tmp_path, tiny_corpus, k):
     result = run_qa("ask", MEMORANDA, "-k", k, cwd=tmp_path, corpus=tiny_corpus, index=tmp_path / "none")
@@ -174,6 +192,27 @@ def test_ask_json(real_index, tmp_path):
 
 
 @pytest.mark.model
+@pytest.mark.model
+def test_terminal_codes_in_a_title_or_file_name_are_printed_as_text(tmp_path, real_index):
+    """An article's title and file name reach the terminal in every citation: an ESC
+    sequence there recoloured, retitled or cleared the user's terminal."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "x\x1b[2Jy.txt").write_text(
+        "---\ntitle: 龙舟\x1b[31m红色\x1b]0;pwned\x07\n---\n南宁今天举行了龙舟比赛，共有八十支队伍参加。\n",
+        encoding="utf-8",
+    )
+    index = tmp_path / "index"
+    cache = real_index.settings.cache_dir
+    built = run_qa("build", "-q", cwd=tmp_path, corpus=corpus, index=index, cache=cache)
+    assert built.returncode == 0, built.stderr
+    result = run_qa("ask", "龙舟比赛有多少支队伍参加？", cwd=tmp_path, corpus=corpus, index=index, cache=cache)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "龙舟\\x1b[31m红色" in result.stdout and "x\\x1b[2Jy.txt" in result.stdout
+    assert "八十支队伍" in result.stdout
+
+
 def test_ask_plain(real_index, tmp_path):
     result = run_real(real_index, tmp_path, "ask", MEMORANDA, "-k", "2")
     assert result.returncode == 0, result.stderr

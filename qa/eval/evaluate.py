@@ -93,29 +93,41 @@ def load_questions(path: Path) -> list[Question]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise QAError(f"cannot read question file {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise QAError(f"{path} is not UTF-8 text (byte {error.start}); a question file is JSON lines") from None
     questions = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            questions.append(
-                Question(
-                    id=str(record.get("id", number)),
-                    question=record["q"],
-                    gold=tuple(record.get("gold") or ()),
-                    unanswerable=bool(record.get("unanswerable", False)),
-                    lang=record.get("lang", ""),
-                    source=record.get("source", "") or "",
-                )
-            )
+            questions.append(_question(json.loads(line), number))
         except (ValueError, KeyError, TypeError) as error:
             raise QAError(
-                f"{path} line {number} is not a question record ({error}); see shared/eval/README.md"
+                f"{path} line {number} is not a question record ({str(error)[:120]}); see eval/README.md"
             ) from error
     if not questions:
         raise QAError(f"{path} holds no questions")
     return questions
+
+
+def _question(record: object, number: int) -> Question:
+    """One line's record as a Question; TypeError or KeyError says what is wrong."""
+    if not isinstance(record, dict):
+        raise TypeError(f"a JSON object is needed, got {type(record).__name__}")
+    question, gold = record["q"], record.get("gold") or []
+    if not isinstance(question, str) or not question.strip():
+        raise TypeError("q must be the question's text")
+    if isinstance(gold, str) or not isinstance(gold, list) or not all(isinstance(item, str) for item in gold):
+        # A string would be read character by character: every metric silently wrong.
+        raise TypeError("gold must be a list of answer strings")
+    return Question(
+        id=str(record.get("id", number)),
+        question=question,
+        gold=tuple(gold),
+        unanswerable=bool(record.get("unanswerable", False)),
+        lang=str(record.get("lang", "")),
+        source=str(record.get("source", "") or ""),
+    )
 
 
 def answers(passage: str, gold: tuple[str, ...]) -> bool:
