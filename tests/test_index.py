@@ -233,6 +233,28 @@ def test_interrupted_build_keeps_the_previous_index(built, fake_encoder, monkeyp
     assert leftovers == []
 
 
+def test_a_build_through_a_linked_index_folder_replaces_the_folder_it_points_at(built, fake_encoder, tmp_path):
+    """QA_INDEX_DIR a link (to a bigger disk): the build swaps the folder at its target
+    and the link stays. It had become a real folder beside the link, the target kept
+    the old index, and a retired `.old-` link stayed behind forever."""
+    from dataclasses import replace
+
+    elsewhere = tmp_path / "big-disk" / "index"
+    elsewhere.parent.mkdir()
+    built.index_dir.rename(elsewhere)
+    link = tmp_path / "linked-index"
+    link.symlink_to(elsewhere, target_is_directory=True)
+    settings = replace(built, index_dir=link)
+    before = json.loads((elsewhere / "manifest.json").read_text(encoding="utf-8"))["built_at"]
+    time.sleep(1.1)  # built_at has seconds
+    build_index(settings, encoder=fake_encoder, full=True)
+    assert link.is_symlink() and link.resolve() == elsewhere.resolve()
+    assert json.loads((elsewhere / "manifest.json").read_text(encoding="utf-8"))["built_at"] != before
+    assert load_index(settings).chunks
+    leftovers = [p.name for p in [*tmp_path.glob(".linked-index.*"), *elsewhere.parent.glob(".index.*")]]
+    assert [name for name in leftovers if not name.endswith(".lock")] == []
+
+
 def test_a_bad_file_is_skipped_with_its_reason_and_the_rest_is_indexed(built, corpus, fake_encoder):
     (corpus / "broken.txt").write_bytes(b"\x00\x00binary")
     (corpus / "empty.txt").write_bytes(b"")

@@ -78,6 +78,11 @@ def write_atomically(index_dir: Path, index: SearchIndex) -> None:
         IndexWriteError: the folder cannot be written.
     """
     check_index_folder(index_dir)
+    if index_dir.is_symlink():
+        # Swapped at the link's target: a link replaced by a new folder left the folder
+        # it pointed at (perhaps on another disk) orphaned with the old index, and the
+        # retired link behind forever (rmtree does not remove a link).
+        index_dir = index_dir.resolve()
     try:
         restore_interrupted_swap(index_dir, locked=True)
         # Folders of builds that were killed half-way; none is live, we hold the lock.
