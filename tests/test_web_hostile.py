@@ -118,6 +118,8 @@ def locked_server(tiny):  # noqa: F811
         (json.dumps({"question": QUESTION, "date_from": "0000-00-00"}).encode(), "0000-00-00"),
         (json.dumps({"question": QUESTION, "date_to": "2024-02-30"}).encode(), "2024-02-30"),
         (json.dumps({"question": "？？！!...,，。"}).encode(), "only punctuation"),  # was "found" x5
+        (b'{"question": 42}', "question must be text, got int"),  # was "Please type a question"
+        (b'{"question": ["a"]}', "question must be text, got list"),
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # was a RecursionError, 500 in plain text
         (b'{"question": "ok", "history": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", "nested too deeply"),
     ],
