@@ -121,6 +121,13 @@ class Settings:
             ("store", self.store in ("local", "milvus"), "one of local, milvus"),
             ("vector_index", self.vector_index in ("auto", "flat", "hnsw"), "one of auto, flat, hnsw"),
             (
+                "device",
+                # torch's device names this project can run on; anything else failed only
+                # once a model loaded, or never (QA_DEVICE=quantum on an ONNX backend).
+                self.device in (None, "") or re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device) is not None,
+                "cpu, cuda, cuda:N or mps",
+            ),
+            (
                 "milvus_collection",
                 re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,150}", self.milvus_collection or "_") is not None,
                 "letters, digits and underscores, not starting with a digit, at most 151 characters",

@@ -301,6 +301,17 @@ def test_onnx_question_path_never_imports_torch(model_cache, int8_encoder):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_device_torch_has_no_name_for_is_a_settings_error(monkeypatch):
+    """Was accepted: it failed only once a model loaded, or never on an ONNX backend."""
+    from qa.errors import SettingsError
+
+    monkeypatch.setenv("QA_DEVICE", "quantum")
+    with pytest.raises(SettingsError, match="setting device must be cpu, cuda, cuda:N or mps, got 'quantum'"):
+        Settings.load()
+    for device in ("cpu", "cuda", "cuda:1", "mps"):
+        assert Settings.load(device=device).device == device
+
+
 def test_a_bad_backend_is_a_settings_error(monkeypatch):
     from qa.errors import SettingsError
 
