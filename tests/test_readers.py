@@ -380,6 +380,23 @@ def test_damaged_pdf_is_refused(tmp_path, data):
         load_article(write(tmp_path, "broken.pdf", data))
 
 
+def test_a_pdf_pypdf_repairs_is_read_without_pypdfs_warnings(tmp_path, caplog, capsys):
+    """pypdf's repair notes ("invalid pdf header") were stray lines in a build's output."""
+    import logging
+
+    import pypdf
+
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    junk = b"junk" + buffer.getvalue()  # bytes before the header: pypdf warns and repairs
+    with caplog.at_level(logging.WARNING), pytest.raises(CorpusError, match=r"junk\.pdf: the PDF has no text"):
+        load_article(write(tmp_path, "junk.pdf", junk))
+    assert not [record for record in caplog.records if record.name.startswith("pypdf")]
+    assert "invalid pdf header" not in capsys.readouterr().err
+
+
 def test_password_protected_pdf_is_refused(tmp_path):
     import pypdf
 

@@ -15,6 +15,7 @@ Every problem is a CorpusError whose message starts with the file's path.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,6 +262,9 @@ def read_pdf(data: bytes, path: Path, on_page: PageHook | None = None) -> RawDoc
     """
     import pypdf
 
+    # pypdf logs what it repairs in a damaged file ("EOF marker not found") as warnings,
+    # stray lines in a build's output; a file it cannot read is skipped with its reason.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
