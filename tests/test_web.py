@@ -190,6 +190,22 @@ def test_follow_up_is_read_against_the_previous_question(tiny):
     assert alone.resolved == "" and alone.answer.passages[0].source == "kunshan.txt"
 
 
+def test_a_short_follow_up_to_a_long_question_is_answered_not_refused_for_its_length(tiny):
+    """The length limit was applied to the rewritten question: 那昆山呢？ after a question
+    near the limit was refused as longer than the limit, a length the user never typed."""
+    settings, retriever = tiny
+    service = ChatService(settings, WebSettings(rate_limit=0), encoder=retriever.encoder)
+    long_question = "洛阳将实施什么人才计划？" + "请说明" * ((settings.max_question_chars - 12) // 3)
+    long_question += "？" * (settings.max_question_chars - len(long_question))
+    assert len(long_question) == settings.max_question_chars
+    # Rewritten, 洛阳 becomes 昆山高新区: three characters past the limit.
+    reply = service.ask("那昆山高新区呢？", history=[long_question])
+    assert reply.status == 200 and not reply.error and reply.resolved == ""
+    assert reply.answer.passages[0].source == "kunshan.txt"
+    too_long = service.ask("问" * (settings.max_question_chars + 1), history=["洛阳将实施什么人才计划？"])
+    assert too_long.status == 400 and f"{settings.max_question_chars + 1} characters long" in too_long.error
+
+
 def test_warm_up_loads_the_build_model_before_anyone_asks(tiny):
     # The default encoder loads its passage model on first use; loading it during a
     # rebuild under load stalled every question for ~1.5 s, so the server loads it first.

@@ -22,6 +22,7 @@ from qa.embed.batching import BatchingEncoder
 from qa.errors import QAError, QuestionError, SettingsError
 from qa.index.read import load_index
 from qa.ingest.corpus import ARTICLE_SUFFIXES, may_be_article
+from qa.limits import validate_question
 from qa.schema import Filter
 from qa.search.answer import answer
 from qa.search.followup import rewrite_followup
@@ -115,7 +116,13 @@ class ChatService:
             previous = next((q for q in reversed(history or []) if isinstance(q, str) and q.strip()), "")
             # A follow-up is judged as the question it became, and its new topic (那杭州呢？)
             # must be named by the article that answers it.
-            resolved, topic = rewrite_followup(question, previous) if previous else (question.strip(), "")
+            # The question as typed is checked first: its own length is what the user can fix.
+            asked = validate_question(question, self.settings.max_question_chars)
+            resolved, topic = rewrite_followup(question, previous) if previous else (asked, "")
+            if len(resolved) > self.settings.max_question_chars:
+                # A short follow-up to a long question: answered as typed, not refused for
+                # a length the user never typed.
+                resolved, topic = asked, ""
             result = answer(
                 resolved, k, mode=mode, settings=self.settings, retriever=self.retriever(), where=where, topic=topic
             )
