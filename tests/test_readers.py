@@ -146,6 +146,14 @@ def test_text_that_does_not_decode_cleanly_is_refused_by_name(tmp_path, data, pr
     assert "UTF-8" in str(caught.value) or "suffix" in str(caught.value) or "remove" in str(caught.value)
 
 
+@pytest.mark.parametrize("cut", [1, 2])
+def test_utf8_cut_inside_its_last_character_is_read_without_that_character(tmp_path, cut):
+    """A copy that stopped short was refused whole as a GBK reading of rare characters."""
+    text = SHORT_SIMPLIFIED.rstrip("\n")  # ends in 。, three bytes
+    path = write(tmp_path, "cut.txt", text.encode("utf-8")[:-cut])
+    assert load_article(path).text.endswith("知识城与新加坡签署了81份合作备忘录")
+
+
 def test_latin_text_in_utf8_is_not_taken_for_mojibake(tmp_path):
     path = write(tmp_path, "de.txt", "Grüße aus München. Die Äpfel sind schön.".encode())
     assert load_article(path).text == "Grüße aus München. Die Äpfel sind schön."

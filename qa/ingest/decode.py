@@ -92,8 +92,11 @@ def decode_text(data: bytes, path: Path, declared: str | None = None) -> Decoded
             return _refuse_mojibake(Decoded(text, declared), path)
     try:
         return _refuse_mojibake(Decoded(data.decode("utf-8"), "utf-8"), path)
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as error:
+        if error.reason == "unexpected end of data" and len(data) - error.start < 4:
+            # UTF-8 cut inside its last character (a copy or download stopped short): the
+            # text is UTF-8 whole but for that character, which a GBK reading would not be.
+            return _refuse_mojibake(Decoded(data[: error.start].decode("utf-8"), "utf-8 (cut short)"), path)
     return _best_chinese_reading(data, path)
 
 
