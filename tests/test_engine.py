@@ -114,6 +114,22 @@ def test_context_of_a_long_paragraph_is_a_window_around_the_sentence():
     assert window.startswith("第") and window.endswith("。")
 
 
+def test_a_paragraph_without_stops_or_commas_is_shown_in_a_window_not_whole(settings, fake_encoder):
+    """A 30,000-character paragraph with no punctuation (a flattened table, a scan read
+    without it) was one "sentence", and shown whole as the passage (10,017 characters)."""
+    filler = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(15_000))
+    (settings.corpus_dir / "table.txt").write_text(
+        f"青秀大桥\n{filler}南宁市新建的青秀大桥全长一千二百米{filler}\n", encoding="utf-8"
+    )
+    build_index(settings, encoder=fake_encoder)
+    retriever = Retriever.from_settings(settings, encoder=fake_encoder)
+    hits = [hit for hit in retriever.retrieve("青秀大桥全长多少米？", k=5) if hit.source == "table.txt"]
+    assert hits
+    for hit in hits:
+        assert len(hit.text) <= retriever.tuning.context_chars
+        assert hit.start <= hit.highlight[0] < hit.highlight[1] <= hit.end
+
+
 def test_hits_are_the_answering_sentence_in_its_paragraph(retriever):
     for hit in retriever.retrieve("昆山高新区发放了多少份安全宣传资料？", k=5):
         article = retriever.index.articles[hit.source].text

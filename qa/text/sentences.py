@@ -29,6 +29,9 @@ _SENTENCE = re.compile(f"[^{FULL_STOPS}{SEMICOLONS}\\n]*(?:[{FULL_STOPS}{SEMICOL
 # Sentences longer than this are cut at clause marks, so the highlight stays readable.
 MAX_SENTENCE_CHARS = 90
 _CLAUSE = re.compile(r"[^，,：:]*(?:[，,：:]|$)")
+# A clause longer than this is cut into pieces of MAX_SENTENCE_CHARS, as a passage is
+# shown in at most 500 characters (qa.search.passages).
+MAX_RUN_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,18 @@ def _clauses(text: str, start: int, end: int, offset: int) -> list[Span]:
             piece_start = match.end()
     if piece_start < end:
         pieces.append(Span(offset + piece_start, offset + end))
-    return pieces
+    # A run with no stop or comma at all (a table flattened to text, a scan read without
+    # punctuation) is cut by length past MAX_RUN_CHARS: one 10,000-character "sentence"
+    # was shown whole as the passage. No sentence of the benchmark articles is that long
+    # (369 characters at most), so their indexes are unchanged.
+    cut: list[Span] = []
+    for piece in pieces:
+        if piece.end - piece.start <= MAX_RUN_CHARS:
+            cut.append(piece)
+            continue
+        for begin in range(piece.start, piece.end, MAX_SENTENCE_CHARS):
+            cut.append(Span(begin, min(begin + MAX_SENTENCE_CHARS, piece.end)))
+    return cut
 
 
 def term_coverage(terms: list[str], text: str, form: str | None = None) -> float:
