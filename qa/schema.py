@@ -63,7 +63,7 @@ class Filter:
 
         for name in ("date_from", "date_to"):
             value = getattr(self, name)
-            if value and not (_DATE.fullmatch(value) and _real_date(value)):
+            if value and not is_date(value):
                 raise SettingsError(f"{name} must be a date like 2021-03-01 (or 2021-03, or 2021), got {value!r}")
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise SettingsError(f"the date range ends ({self.date_to}) before it starts ({self.date_from})")
@@ -179,9 +179,12 @@ class Answer:
         }
 
 
-def _real_date(value: str) -> bool:
-    """Whether "YYYY", "YYYY-MM" or "YYYY-MM-DD" names a day, month or year that exists
-    (2024-13 and 2024-02-30 match the pattern but no article can carry them)."""
+def is_date(value: str) -> bool:
+    """Whether `value` is a stored date: "YYYY", "YYYY-MM" or "YYYY-MM-DD", naming a day,
+    month or year that exists (2024-13 and 2024-02-30 have the form but no article can
+    carry them). The date filters compare such strings as text."""
+    if not _DATE.fullmatch(value):
+        return False
     import datetime
 
     year, month, day = ([int(part) for part in value.split("-")] + [1, 1])[:3]

@@ -16,7 +16,6 @@ CorpusError whose message starts with the file's path and says what to do.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import os
 import re
@@ -26,7 +25,7 @@ from qa.errors import CorpusError
 from qa.ingest.clean import BYLINE_MARKS, clean_text
 from qa.ingest.ocr import IMAGE_SUFFIXES, PageHook
 from qa.ingest.readers import HTML_SUFFIXES, TEXT_SUFFIXES, read_document
-from qa.schema import Article
+from qa.schema import Article, is_date
 from qa.text.sentences import SENTENCE_END
 
 ARTICLE_SUFFIXES = (*TEXT_SUFFIXES, *HTML_SUFFIXES, ".pdf", ".docx", *IMAGE_SUFFIXES)
@@ -238,10 +237,6 @@ def normalize_date(value: str) -> str:
     match = _ANY_DATE.match(value.strip())
     if not match:
         return ""
-    parts = [int(group) for group in match.groups() if group]
-    year, month, day = (parts + [1, 1])[:3]
-    try:
-        datetime.date(year, month, day)
-    except ValueError:  # 2024-02-30, month 13
-        return ""
-    return "-".join([f"{year:04d}", *(f"{part:02d}" for part in parts[1:])])
+    year, *rest = (int(group) for group in match.groups() if group)
+    stored = "-".join([f"{year:04d}", *(f"{part:02d}" for part in rest)])
+    return stored if is_date(stored) else ""  # not 2024-02-30, not month 13
