@@ -75,8 +75,6 @@ def ask_json(
         return reply.to_dict(), reply.status
     try:
         where = parse_filter(sources, date_from, date_to)
-        if question is not None and not isinstance(question, str):
-            raise SettingsError(f"question must be text, got {type(question).__name__}")
         if k is not None and (isinstance(k, bool) or not isinstance(k, int)):
             raise SettingsError(f"k must be a whole number between 1 and {MAX_K}, got {k!r}")
         if history is not None and not (isinstance(history, list) and all(isinstance(q, str) for q in history)):

@@ -108,7 +108,9 @@ class ChatService:
         questions, oldest first) when it is a follow-up. Never raises: a problem is a
         Reply with a friendly `error`."""
         typed = question if isinstance(question, str) else ""
-        if not isinstance(question, str) or not question.strip():
+        # Not typed at all: the chat's friendly prompt. Anything else that is not a
+        # question (a number, a list) gets validate_question's message below.
+        if question is None or (isinstance(question, str) and not question.strip()):
             return Reply(typed, error="请输入一个问题。 Please type a question about the articles.", status=400)
         if client and not self.limiter.allow(client):
             return Reply(typed, error=RATE_LIMITED, status=429)
@@ -116,7 +118,7 @@ class ChatService:
             previous = next((q for q in reversed(history or []) if isinstance(q, str) and q.strip()), "")
             # A follow-up is judged as the question it became, and its new topic (那杭州呢？)
             # must be named by the article that answers it.
-            # The question as typed is checked first: its own length is what the user can fix.
+            # The question as typed is checked first (text, its own length): what the user can fix.
             asked = validate_question(question, self.settings.max_question_chars)
             resolved, topic = rewrite_followup(question, previous) if previous else (asked, "")
             if len(resolved) > self.settings.max_question_chars:
