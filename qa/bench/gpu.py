@@ -50,7 +50,7 @@ def child_gpu_build(arguments: dict) -> dict:
 
     from qa.embed.factory import load_encoder, model_folder
     from qa.embed.tokenizer import FolderTokenizer
-    from qa.index.embedding import encode_in_batches
+    from qa.index.embedding import build_batch_size, encode_in_batches
     from qa.settings import Settings
 
     device = arguments.get("device", "cuda")
@@ -59,8 +59,10 @@ def child_gpu_build(arguments: dict) -> dict:
     encoder = load_encoder(settings)
     model = encoder._model  # the sentence-transformers model both timings run
     dtype = getattr(encoder, "_dtype", None)
-    batch_size = max(32, int(getattr(encoder, "batch_size", 32)))
-    tokens = FolderTokenizer(model_folder(settings.embed_model, Path(settings.cache_dir)))
+    batch_size = build_batch_size(encoder)  # the build's batches, so the raw pass runs the same ones
+    tokens = getattr(encoder, "tokens", None) or FolderTokenizer(
+        model_folder(settings.embed_model, Path(settings.cache_dir))
+    )
 
     def sync() -> None:
         if device.startswith("cuda"):

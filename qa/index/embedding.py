@@ -86,8 +86,7 @@ def encode_in_batches(
 
     # A large build may go to another encoder (bf16 passages, `SplitEncoder.for_texts`).
     encoder = passage_encoder(encoder, len(texts))
-    # An encoder made for larger batches (a GPU's: `CudaEncoder`) gets whole ones a call.
-    batch_size = max(batch_size, _own_batch_size(encoder))
+    batch_size = build_batch_size(encoder, batch_size)
     order = np.argsort([-len(text) for text in texts], kind="stable")
     batches = [order[begin : begin + batch_size] for begin in range(0, len(texts), batch_size)]
 
@@ -113,11 +112,10 @@ def encode_in_batches(
     return vectors
 
 
-def _own_batch_size(encoder: object) -> int:
-    try:
-        return int(getattr(encoder, "batch_size", 0) or 0)
-    except (TypeError, ValueError):
-        return 0
+def build_batch_size(encoder: object, batch_size: int = 32) -> int:
+    """Texts a call of `encoder.encode_passages` gets in a build: `batch_size`, or the
+    encoder's own when it is made for larger ones (a GPU's: `CudaEncoder`, 256)."""
+    return max(batch_size, int(getattr(encoder, "batch_size", 0) or 0))
 
 
 def in_order(work: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
